@@ -70,10 +70,33 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(exc.exit_code)
     except typer.Abort:
         sys.exit(1)
-    except Exception as exc:  # click usage errors carry their own one-line message
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
+    except Exception as exc:
+        # Usage errors (typer's vendored click) carry their own short message and exit code.
+        if hasattr(exc, "show") and hasattr(exc, "exit_code"):
             exc.show()
             sys.exit(exc.exit_code)
-        raise
+        log = _log_crash(exc)
+        common.error(f"internal error ({exc.__class__.__name__}: {exc}); traceback in {log}; please report it.")
+        sys.exit(1)
+
+
+def _log_crash(exc: BaseException) -> str:
+    """Write the traceback of an unexpected failure to LANTERN_HOME/logs and return the file's path."""
+    import tempfile
+    import time
+    import traceback
+    from pathlib import Path
+
+    from lantern.settings import default_home
+
+    home = Path(common.GLOBAL_FLAGS.get("home") or default_home())
+    text = "".join(traceback.format_exception(exc))
+    for folder in (home / "logs", Path(tempfile.gettempdir())):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            path = folder / f"crash-{time.strftime('%Y%m%d-%H%M%S')}.log"
+            path.write_text(text)
+            return str(path)
+        except OSError:
+            continue
+    return "(could not write a log)"
