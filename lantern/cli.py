@@ -37,10 +37,13 @@ def _version(value: bool) -> None:
 def root(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
     home: str = typer.Option(None, "--home", help="LANTERN_HOME for this run (KB, config.toml, logs)."),
+    set_: list[str] = typer.Option(None, "--set", help="Override any setting for this run: --set NAME=VALUE (repeatable)."),
 ) -> None:
     """Global options, applied before any command."""
+    common.GLOBAL_FLAGS.update(common.parse_set_flags(set_ or []))
     if home:
         common.GLOBAL_FLAGS["home"] = home
+    common.start_logging()
 
 
 def _register_all() -> None:

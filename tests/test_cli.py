@@ -101,3 +101,16 @@ def test_unexpected_failure_is_one_line_with_a_log(capsys, monkeypatch, isolated
     assert "internal error (RuntimeError: boom)" in err
     logs = list((isolated_home / "logs").glob("crash-*.log"))
     assert logs and "RuntimeError: boom" in logs[0].read_text()
+
+
+def test_set_flag_overrides_any_setting(capsys):
+    code, out, _ = run_cli(capsys, "--set", "top_k=11", "--set", "mode=fast", "config", "--json")
+    assert code == 0
+    data = json.loads(out)
+    assert data["top_k"] == {"value": 11, "origin": "flag"}
+    assert data["mode"]["value"] == "fast"
+
+
+def test_set_flag_with_unknown_name_is_one_line(capsys):
+    code, _, err = run_cli(capsys, "--set", "nope=1", "doctor")
+    assert code == 1 and "expected NAME=VALUE" in err and err.count("\n") == 1
