@@ -33,6 +33,9 @@ def load_embedder(name: str, device: str = "cpu"):
     """The SentenceTransformer for `name`, loaded once per process."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()
 
     target = resolve_embedder(name)
     try:

@@ -75,6 +75,8 @@ class Settings(BaseSettings):
     """Files larger than this are skipped at ingestion, with a reason."""
     ingest_exclude: list[str] = Field(default_factory=lambda: [".git", ".venv", "node_modules", "__pycache__", "*.lance"])
     """Glob patterns of files and folders that ingestion never enters."""
+    ingest_batch: int = Field(256, ge=1)
+    """Chunks embedded and written per commit during ingestion (smaller: commits more often, slower)."""
     top_k: int = Field(6, ge=1)
     """Evidence passages retrieved per question."""
     search_mode: Literal["hybrid", "vector", "text"] = "hybrid"

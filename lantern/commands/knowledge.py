@@ -2,36 +2,160 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
-from lantern.errors import NotAvailableYet
+from lantern.commands import common
 
 kb_app = typer.Typer(help="Inspect and edit the knowledge base.", no_args_is_help=True)
 
 
-def _not_yet(command: str) -> None:
-    raise NotAvailableYet(f"`lantern {command}` is not available yet (the knowledge base has not landed); try `lantern doctor`.")
+class _RichProgress:
+    """Files done / total, chunks per second and ETA on stderr (quiet when stderr is not a terminal)."""
+
+    def __init__(self) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.console = Console(stderr=True)
+        self.progress = Progress(
+            TextColumn("ingesting"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("files  {task.fields[chunks]} chunks  {task.fields[rate]:.1f} chunks/s"),
+            TimeRemainingColumn(),
+            console=self.console,
+            transient=True,
+            disable=not self.console.is_terminal,
+        )
+        self.task = None
+        self.chunks = 0
+        self.started = 0.0
+
+    def start(self, total_files: int) -> None:
+        import time
+
+        self.started = time.perf_counter()
+        self.progress.start()
+        self.task = self.progress.add_task("ingest", total=total_files, chunks=0, rate=0.0)
+
+    def advance(self, files: int, chunks: int) -> None:
+        import time
+
+        self.chunks += chunks
+        rate = self.chunks / max(time.perf_counter() - self.started, 1e-9)
+        self.progress.update(self.task, advance=files, chunks=self.chunks, rate=rate)
+
+    def message(self, text: str) -> None:
+        self.console.print(text, highlight=False)
+
+    def stop(self) -> None:
+        self.progress.stop()
+
+
+def _display(path: str) -> str:
+    try:
+        return str(Path(path).relative_to(Path.cwd()))
+    except ValueError:
+        return path
 
 
 def register(app: typer.Typer) -> None:
     @app.command(rich_help_panel="Knowledge base")
-    def ingest(paths: list[str] = typer.Argument(..., help="Files or folders to add (recursive).")) -> None:
-        """Add files and folders to the knowledge base; unchanged files are skipped."""
-        _not_yet("ingest")
+    def ingest(
+        paths: list[str] = typer.Argument(..., help="Files or folders to add (folders recursively)."),
+        exclude: list[str] = typer.Option(None, "--exclude", "-x", help="Extra glob pattern of files/folders to skip (repeatable)."),
+        as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+    ) -> None:
+        """Add files and folders to the knowledge base; unchanged files are skipped, changed ones replaced.
+
+        Formats: Markdown, text, reStructuredText, HTML, PDF (text layer), source code.
+        Example: `lantern ingest ~/notes docs/ -x "*.draft.md"`
+        """
+        from lantern.knowledge import KnowledgeBase
+
+        settings = common.settings()
+        if exclude:
+            settings = settings.model_copy(update={"ingest_exclude": settings.ingest_exclude + list(exclude)})
+        kb = KnowledgeBase.open(settings)
+        progress = _RichProgress()
+        try:
+            report = kb.ingest(paths, progress=progress)
+        finally:
+            progress.stop()
+        if as_json:
+            common.print_json(
+                {
+                    "added": report.added, "updated": report.updated, "unchanged": len(report.unchanged),
+                    "removed": report.removed, "failed": [{"path": p, "reason": r} for p, r in report.failed],
+                    "chunks": report.chunks, "seconds": round(report.seconds, 3), "interrupted": report.interrupted,
+                    "total_chunks": kb.count(),
+                }
+            )
+        else:
+            for path, reason in report.failed:
+                common.notice(f"skipped {_display(path)}: {reason}")
+            rate = report.chunks / report.seconds if report.seconds else 0.0
+            print(
+                f"{len(report.added)} added, {len(report.updated)} updated, {len(report.unchanged)} unchanged, "
+                f"{len(report.removed)} removed, {len(report.failed)} failed; {report.chunks} chunks written "
+                f"in {report.seconds:.1f} s ({rate:.0f} chunks/s); the knowledge base holds {kb.count()} chunks."
+            )
+        if report.interrupted:
+            common.error("interrupted; what was written is kept. Run the same command again to finish.")
+            raise typer.Exit(130)
 
     @app.command(rich_help_panel="Knowledge base")
-    def search(query: str = typer.Argument(..., help="What to look for.")) -> None:
-        """Search the knowledge base (hybrid vector + full-text)."""
-        _not_yet("search")
+    def search(
+        query: str = typer.Argument(..., help="What to look for."),
+        k: int = typer.Option(None, "-k", help="How many results (default: the top_k setting)."),
+        mode: str = typer.Option(None, "--mode", help="hybrid (default), vector or text."),
+        as_json: bool = typer.Option(False, "--json", help="Print a JSON list of results."),
+    ) -> None:
+        """Search the knowledge base: ranked passages with their source, line span and score.
+
+        Example: `lantern search "exit gate" -k 3 --json`
+        """
+        from lantern.errors import LanternError
+        from lantern.knowledge import KnowledgeBase
+
+        if mode not in (None, "hybrid", "vector", "text"):
+            raise LanternError(f"--mode {mode!r}: use hybrid, vector or text.")
+        kb = KnowledgeBase.open(common.settings())
+        if kb.count() == 0:
+            raise LanternError("the knowledge base is empty; add documents with `lantern ingest PATH`.")
+        hits = kb.search(query, k, mode)
+        if as_json:
+            common.print_json([hit.model_dump() for hit in hits])
+            return
+        for rank, hit in enumerate(hits, 1):
+            where = f"{_display(hit.source)}:{hit.start_line}-{hit.end_line}"
+            print(f"{rank}. {where}  score {hit.score:.4f}" + (f"  [{hit.heading}]" if hit.heading else ""))
+            for line in hit.text.splitlines()[:6]:
+                print(f"   {line}")
+            print()
 
     @kb_app.command("list")
-    def kb_list() -> None:
-        """List ingested files."""
-        _not_yet("kb list")
+    def kb_list(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+        """List ingested files with their chunk counts."""
+        from lantern.knowledge import KnowledgeBase
+
+        files = KnowledgeBase.open(common.settings()).files()
+        if as_json:
+            common.print_json([f.model_dump() for f in files])
+            return
+        if not files:
+            print("The knowledge base is empty; add documents with `lantern ingest PATH`.")
+        for f in files:
+            print(f"{f.n_chunks:6d} chunks  {f.size / 1024:8.1f} KiB  {f.format:8s}  {_display(f.path)}")
 
     @kb_app.command("rm")
     def kb_rm(path: str = typer.Argument(..., help="A file or folder previously ingested.")) -> None:
-        """Remove a file's chunks from the knowledge base."""
-        _not_yet("kb rm")
+        """Remove a file (or every file under a folder) from the knowledge base. Files on disk are untouched."""
+        from lantern.knowledge import KnowledgeBase
+
+        removed = KnowledgeBase.open(common.settings()).remove(path)
+        print(f"removed {len(removed)} file(s) from the knowledge base.")
 
     app.add_typer(kb_app, name="kb", rich_help_panel="Knowledge base")

@@ -1,0 +1,106 @@
+"""The Remember stage's knowledge base: ingest files, search them, quote them.
+
+`KnowledgeBase.open(settings)` binds the LanceDB store under LANTERN_HOME to the configured
+embedder; `retrieve(query, k)` is what the answer loop calls. Submodules: readers (file -> text),
+chunking (text -> spans), store (LanceDB tables), ingest (incremental, crash-safe writes),
+search (vector, full text, RRF fusion, rerank).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from lantern.errors import KnowledgeBaseError
+from lantern.knowledge.ingest import IngestProgress, IngestReport, ingest
+from lantern.knowledge.search import Reranker, SearchMode, search
+from lantern.knowledge.store import StoredFile, Store
+from lantern.records import Evidence
+from lantern.settings import Settings, load_settings
+
+__all__ = ["KnowledgeBase", "retrieve", "IngestReport", "StoredFile"]
+
+
+class KnowledgeBase:
+    def __init__(self, settings: Settings, store: Store) -> None:
+        self.settings = settings
+        self.store = store
+        self.reranker: Reranker | None = None
+        self._embedder = None
+
+    @classmethod
+    def open(cls, settings: Settings | None = None) -> "KnowledgeBase":
+        settings = settings or load_settings()
+        return cls(settings, Store(settings.kb_path, settings.kb_table))
+
+    # --- embeddings ----------------------------------------------------------------------------
+    @property
+    def embedder(self):
+        if self._embedder is None:
+            from lantern.embedding import load_embedder
+
+            self._embedder = load_embedder(self.settings.embed_model)
+        return self._embedder
+
+    def embed(self, texts: list[str]) -> list[list[float]]:
+        return self.embedder.encode(texts, batch_size=32, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
+
+    @property
+    def dim(self) -> int:
+        get_dim = getattr(self.embedder, "get_embedding_dimension", None) or self.embedder.get_sentence_embedding_dimension
+        return int(get_dim())
+
+    # --- verbs ---------------------------------------------------------------------------------
+    def ingest(self, paths: list[str | Path], progress: IngestProgress | None = None) -> IngestReport:
+        return ingest(
+            self.store,
+            self.embed,
+            self.settings.embed_model,
+            self.dim,
+            [Path(p) for p in paths],
+            exclude=self.settings.ingest_exclude,
+            max_bytes=int(self.settings.max_file_mb * 1e6),
+            chunk_chars=self.settings.chunk_chars,
+            chunk_overlap=self.settings.chunk_overlap,
+            batch_chunks=self.settings.ingest_batch,
+            progress=progress,
+        )
+
+    def search(self, query: str, k: int | None = None, mode: SearchMode | None = None) -> list[Evidence]:
+        self._check_embedder()
+        return search(self.store, self.embed, query, k or self.settings.top_k, mode or self.settings.search_mode, self.reranker)
+
+    def files(self) -> list[StoredFile]:
+        return sorted(self.store.stored_files().values(), key=lambda f: f.path)
+
+    def remove(self, path: str | Path) -> list[str]:
+        """Forget a file, or every file under a folder; returns the paths removed."""
+        target = str(Path(path).expanduser().resolve())
+        stored = self.store.stored_files()
+        doomed = [p for p in stored if p == target or p.startswith(target.rstrip(os.sep) + os.sep)]
+        if not doomed:
+            raise KnowledgeBaseError(f"{path} is not in the knowledge base; `lantern kb list` shows what is.")
+        self.store.remove_files(doomed)
+        self.store.optimize()
+        return doomed
+
+    def count(self) -> int:
+        return self.store.count()
+
+    def source_text(self, source: str) -> str | None:
+        """The text the chunks of `source` were cut from (the file's own text for text formats)."""
+        return self.store.file_content(source)
+
+    def _check_embedder(self) -> None:
+        meta = self.store.meta()
+        recorded = meta.get("embed_model")
+        if recorded and recorded != self.settings.embed_model:
+            raise KnowledgeBaseError(
+                f"the knowledge base was embedded with {recorded}, not {self.settings.embed_model}; "
+                f"run `lantern ingest` on your documents to re-embed, or set embed_model={recorded}."
+            )
+
+
+def retrieve(query: str, k: int | None = None, settings: Settings | None = None) -> list[Evidence]:
+    """The top-k evidence passages for `query` from the configured knowledge base."""
+    return KnowledgeBase.open(settings).search(query, k)

@@ -1,0 +1,93 @@
+"""Query -> ranked evidence: vector search, full-text search, reciprocal rank fusion, rerank.
+
+Hybrid mode runs both raw searches of `store.py` with a deeper candidate pool than asked for and
+fuses the two rankings with weighted reciprocal rank fusion (RRF: score = sum of w / (c + rank)).
+A reranker is any object with `rerank(query, hits) -> hits`; none is used by default, and a
+cross-encoder can be plugged in through `CrossEncoderReranker` where one is installed.
+
+This module knows nothing about files or ingestion.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Protocol
+
+from lantern.records import Evidence
+
+SearchMode = Literal["hybrid", "vector", "text"]
+
+RRF_C = 60
+"""The RRF constant: larger flattens the difference between ranks."""
+CANDIDATES_PER_RESULT = 5
+MIN_CANDIDATES = 50
+
+
+class Reranker(Protocol):
+    def rerank(self, query: str, hits: list[Evidence]) -> list[Evidence]: ...
+
+
+class CrossEncoderReranker:
+    """Rerank with a sentence-transformers CrossEncoder (id or local path, loaded offline)."""
+
+    def __init__(self, model: str) -> None:
+        from sentence_transformers import CrossEncoder
+
+        self.model = CrossEncoder(model)
+
+    def rerank(self, query: str, hits: list[Evidence]) -> list[Evidence]:
+        if not hits:
+            return hits
+        scores = self.model.predict([(query, hit.text) for hit in hits])
+        order = sorted(range(len(hits)), key=lambda i: -float(scores[i]))
+        return [hits[i].model_copy(update={"score": float(scores[i])}) for i in order]
+
+
+def rrf_fuse(rankings: list[list[dict[str, Any]]], weights: list[float] | None = None, c: int = RRF_C) -> list[dict[str, Any]]:
+    """Weighted reciprocal rank fusion of ranked row lists (rows keyed by chunk_id)."""
+    weights = weights or [1.0] * len(rankings)
+    fused: dict[str, dict[str, Any]] = {}
+    for ranking, weight in zip(rankings, weights):
+        for rank, row in enumerate(ranking):
+            entry = fused.setdefault(row["chunk_id"], dict(row, score=0.0))
+            entry["score"] += weight / (c + rank + 1)
+    return sorted(fused.values(), key=lambda row: -row["score"])
+
+
+def to_evidence(row: dict[str, Any]) -> Evidence:
+    return Evidence(
+        chunk_id=row["chunk_id"],
+        source=row["source"],
+        text=row["text"],
+        start_line=int(row["start_line"]),
+        end_line=int(row["end_line"]),
+        heading=row.get("heading") or "",
+        score=float(row["score"]),
+    )
+
+
+def search(
+    store,
+    embed,
+    query: str,
+    k: int,
+    mode: SearchMode = "hybrid",
+    reranker: Reranker | None = None,
+    where: str | None = None,
+    vector_weight: float = 1.0,
+    text_weight: float = 1.0,
+) -> list[Evidence]:
+    """The top `k` chunks for `query`. `embed(list[str]) -> list[vector]` embeds the query."""
+    pool = max(MIN_CANDIDATES, CANDIDATES_PER_RESULT * k) if (mode == "hybrid" or reranker) else k
+    if mode == "text":
+        rows = store.text_search(query, pool, where)
+    else:
+        vector = embed([query])[0]
+        vector_rows = store.vector_search(list(map(float, vector)), pool, where)
+        if mode == "vector":
+            rows = vector_rows
+        else:
+            rows = rrf_fuse([vector_rows, store.text_search(query, pool, where)], [vector_weight, text_weight])
+    hits = [to_evidence(row) for row in rows]
+    if reranker is not None:
+        hits = reranker.rerank(query, hits)
+    return hits[:k]
