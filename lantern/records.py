@@ -66,6 +66,16 @@ class ToolResult(BaseModel):
     structured: dict[str, Any] | None = None
 
 
+class Draft(BaseModel):
+    """What the Reason stage produced for one round: answer text with [n] citations, or tool requests."""
+
+    text: str
+    tool_calls: list[ToolCall] = Field(default_factory=list)
+    model: str = ""
+    avg_exit_steps: float | None = None
+    tokens: int = 0
+
+
 class Claim(BaseModel):
     """One atomic claim of an answer, with the evidence that was checked against it."""
 
@@ -96,3 +106,7 @@ class Answer(BaseModel):
     """Seconds spent per stage."""
     avg_exit_steps: float | None = None
     """Average loop steps per generated token (1-based), when a looped model reasoned."""
+    evidence: list[Evidence] = Field(default_factory=list)
+    """The passages the model was shown, numbered from 1 in this order."""
+    notices: list[str] = Field(default_factory=list)
+    """Things the user should know once (e.g. the reasoning model is not installed)."""

@@ -82,6 +82,11 @@ class Settings(BaseSettings):
     search_mode: Literal["hybrid", "vector", "text"] = "hybrid"
     """Default retrieval mode."""
 
+    min_relevance: float = Field(0.2, ge=-1.0, le=1.0)
+    """Question-passage similarity (cosine) below which a passage is not evidence; with none left the answer is 'not in the knowledge base'."""
+    prompts_dir: str | None = None
+    """Folder of prompt templates (TOML) overriding the built-in prompts/ folder."""
+
     # --- verification -----------------------------------------------------------------------
     min_support: float = Field(0.5, ge=0.0, le=1.0)
     """Confidence at or above which a claim counts as supported."""

@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import typer
 
-from lantern.errors import NotAvailableYet
+from lantern.commands import common
+
+
+def _display(path: str) -> str:
+    try:
+        return str(Path(path).relative_to(Path.cwd()))
+    except ValueError:
+        return path
 
 
 def register(app: typer.Typer) -> None:
@@ -19,4 +29,37 @@ def register(app: typer.Typer) -> None:
 
         Example: `lantern ask "How does Ouro decide when to stop looping?"`
         """
-        raise NotAvailableYet("`lantern ask` is not available yet (the answer loop has not landed); try `lantern doctor`.")
+        from lantern.loop import answer
+
+        settings = common.settings(mode=mode, model=model)
+        streamed: list[str] = []
+
+        def on_token(text: str) -> None:
+            if not as_json:
+                if not streamed:
+                    print("Draft: ", end="")
+                streamed.append(text)
+                print(text, end="", flush=True)
+
+        result = answer(question, settings, on_token=on_token)
+        if streamed:
+            print("\n")
+        for notice in result.notices:
+            common.notice(f"note: {notice}")
+        if as_json:
+            data = result.model_dump(mode="json", include={"question", "answer", "status", "mode", "model", "timings", "avg_exit_steps"})
+            fields = {"claim", "evidence", "confidence", "verdict", "source", "start_line", "end_line", "citations"}
+            data["claims"] = [c.model_dump(mode="json", include=fields) for c in result.claims]
+            data["dropped"] = [c.model_dump(mode="json", include=fields) for c in result.dropped]
+            common.print_json(data)
+            return
+        print(result.answer)
+        if result.claims or result.dropped:
+            print("\nClaims:")
+        for c in result.claims:
+            print(f"  [{c.verdict.value} {c.confidence:.2f}] {c.claim}")
+            print(f"      {_display(c.source)}:{c.start_line}-{c.end_line}  \"{c.evidence}\"")
+        for c in result.dropped:
+            print(f"  [dropped: {c.verdict.value} {c.confidence:.2f}] {c.claim}  (not supported by the documents)")
+        timing = ", ".join(f"{k} {v:.2f}s" for k, v in result.timings.items())
+        print(f"\nstatus {result.status}; model {result.model or 'none'}; {timing}", file=sys.stderr)

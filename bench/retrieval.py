@@ -1,0 +1,168 @@
+"""Retrieval benchmark for the knowledge base, next to LanceDB's naive hybrid search, in one run.
+
+Datasets from ../shared/eval (tune on the dev half, report the test half):
+- Climate-FEVER: all distinct evidence sentences pooled; each claim with SUPPORTS/REFUTES evidence
+  asks for one of those sentences in the top k (recall@1/5/10).
+- WiCE: each claim against its own article's sentences: share of gold supporting sentences in the top 10.
+- PubMedQA: each question against all 1000 abstracts: recall@1/5 of its own abstract.
+Naive baseline: one LanceDB table per corpus with default full-text index and MiniLM vectors,
+`query_type="hybrid"` with LanceDB's RRFReranker. Lantern: `lantern.knowledge.search` over a
+`Store` (its FTS configuration, weighted RRF, candidate pools, titles as headings).
+
+    .venv/bin/python bench/retrieval.py [--json] [--split dev|test]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("LANCE_LOG", "error")
+
+from lantern.embedding import load_embedder  # noqa: E402
+from lantern.knowledge.ingest import chunk_id, embedding_input  # noqa: E402
+from lantern.knowledge.search import search  # noqa: E402
+from lantern.knowledge.store import Store  # noqa: E402
+
+EVAL = ROOT.parent / "shared" / "eval"
+
+
+class Embedder:
+    def __init__(self) -> None:
+        self.model = load_embedder("all-MiniLM-L6-v2")
+
+    def __call__(self, texts: list[str]) -> np.ndarray:
+        return self.model.encode(texts, batch_size=64, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
+
+
+def build_store(folder: Path, docs: list[dict], embed) -> Store:
+    """A Lantern store holding `docs` (dicts with id, source, heading, text) as chunks."""
+    store = Store(folder)
+    dim = 384
+    table = store.create_chunks_table("all-MiniLM-L6-v2", dim)
+    vectors = embed([embedding_input(d["heading"], d["text"]) for d in docs])
+    rows = [
+        {"chunk_id": d["id"], "source": d["source"], "file_hash": "bench", "heading": d["heading"], "text": d["text"],
+         "search_text": embedding_input(d["heading"], d["text"]), "start_line": 1, "end_line": 1, "vector": list(map(float, v))}
+        for d, v in zip(docs, vectors)
+    ]
+    for start in range(0, len(rows), 5000):
+        table.add(rows[start : start + 5000])
+    store.make_live(table, "all-MiniLM-L6-v2", dim)
+    store.refresh_indexes()
+    return store
+
+
+def build_naive(folder: Path, docs: list[dict], embed):
+    import lancedb
+
+    db = lancedb.connect(str(folder))
+    vectors = embed([d["text"] for d in docs])
+    table = db.create_table("naive", data=[{"id": d["id"], "source": d["source"], "text": d["text"], "vector": list(map(float, v))} for d, v in zip(docs, vectors)])
+    table.create_fts_index("text")
+    return table
+
+
+def naive_search(table, embed, query: str, k: int, where: str | None = None) -> list[str]:
+    from lancedb.rerankers import RRFReranker
+
+    builder = table.search(query_type="hybrid").vector(list(map(float, embed([query])[0]))).text(query).rerank(RRFReranker()).limit(k)
+    if where:
+        builder = builder.where(where, prefilter=True)
+    return [row["id"] for row in builder.select(["id"]).to_list()]
+
+
+def lantern_search(store, embed, query: str, k: int, where: str | None = None) -> list[str]:
+    return [hit.chunk_id for hit in search(store, embed, query, k, "hybrid", where=where)]
+
+
+def halves(items: list, split: str) -> list:
+    half = len(items) // 2
+    return items[:half] if split == "dev" else items[half:]
+
+
+def climate_fever(embed, split: str, work: Path) -> dict:
+    claims = [json.loads(line) for line in (EVAL / "climate_fever" / "climate-fever.jsonl").open()]
+    sentences: dict[str, dict] = {}
+    for claim in claims:
+        for ev in claim["evidences"]:
+            sentences.setdefault(ev["evidence"], {"id": f"s{len(sentences)}", "source": ev["article"], "heading": ev["article"], "text": ev["evidence"]})
+    docs = list(sentences.values())
+    queries = []
+    for claim in halves(claims, split):
+        gold = {sentences[ev["evidence"]]["id"] for ev in claim["evidences"] if ev["evidence_label"] in ("SUPPORTS", "REFUTES")}
+        if gold:
+            queries.append((claim["claim"], gold))
+    store, naive = build_store(work / "cf", docs, embed), build_naive(work / "cf-naive", docs, embed)
+    out = {"pool": len(docs), "claims": len(queries)}
+    for name, run in (("lantern", lambda q: lantern_search(store, embed, q, 10)), ("naive", lambda q: naive_search(naive, embed, q, 10))):
+        ranked = [run(q) for q, _ in queries]
+        for k in (1, 5, 10):
+            out[f"{name}_recall@{k}"] = round(float(np.mean([bool(set(r[:k]) & gold) for r, (_, gold) in zip(ranked, queries)])), 3)
+    return out
+
+
+def wice(embed, split: str, work: Path) -> dict:
+    rows = halves([json.loads(line) for line in (EVAL / "wice" / "claim_test.jsonl").open()], split)
+    docs = [{"id": f"w{i}-{j}", "source": f"w{i}", "heading": "", "text": s} for i, row in enumerate(rows) for j, s in enumerate(row["evidence"])]
+    store, naive = build_store(work / "wice", docs, embed), build_naive(work / "wice-naive", docs, embed)
+    vectors = {d["id"]: v for d, v in zip(docs, embed([d["text"] for d in docs]))}
+    shares = {"lantern": [], "naive_vector": [], "naive_hybrid": []}
+    for i, row in enumerate(rows):
+        gold = {f"w{i}-{j}" for group in row["supporting_sentences"] for j in group}
+        if not gold:
+            continue
+        ids = [f"w{i}-{j}" for j in range(len(row["evidence"]))]
+        q = embed([row["claim"]])[0]
+        top_vector = [ids[j] for j in np.argsort(-(np.stack([vectors[x] for x in ids]) @ q))[:10]]
+        where = f"source = 'w{i}'"
+        for name, top in (("lantern", lantern_search(store, embed, row["claim"], 10, where)), ("naive_vector", top_vector),
+                          ("naive_hybrid", naive_search(naive, embed, row["claim"], 10, where))):
+            shares[name].append(len(gold & set(top)) / len(gold))
+    return {"claims": len(shares["lantern"])} | {f"{name}_gold_in_top10": round(float(np.mean(v)), 3) for name, v in shares.items()}
+
+
+def pubmedqa(embed, split: str, work: Path) -> dict:
+    data = json.loads((EVAL / "pubmedqa" / "ori_pqal.json").read_text())
+    docs = [{"id": key, "source": key, "heading": "", "text": " ".join(item["CONTEXTS"])} for key, item in data.items()]
+    test_keys = set(json.loads((EVAL / "pubmedqa" / "test_ground_truth.json").read_text()))
+    keys = [k for k in data if (k in test_keys) == (split == "test")]
+    store, naive = build_store(work / "pm", docs, embed), build_naive(work / "pm-naive", docs, embed)
+    out = {"questions": len(keys)}
+    for name, run in (("lantern", lambda q: lantern_search(store, embed, q, 5)), ("naive", lambda q: naive_search(naive, embed, q, 5))):
+        ranked = {k: run(data[k]["QUESTION"]) for k in keys}
+        for k in (1, 5):
+            out[f"{name}_recall@{k}"] = round(float(np.mean([key in ranked[key][:k] for key in keys])), 3)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--split", choices=["dev", "test"], default="test")
+    parser.add_argument("--only", choices=["climate_fever", "wice", "pubmedqa"], action="append")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    embed = Embedder()
+    result: dict = {"split": args.split, "machine": f"{os.cpu_count()} CPU cores, no GPU"}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, fn in (("climate_fever", climate_fever), ("wice", wice), ("pubmedqa", pubmedqa)):
+            if args.only and name not in args.only:
+                continue
+            started = time.perf_counter()
+            result[name] = fn(embed, args.split, Path(tmp)) | {"seconds": round(time.perf_counter() - started, 1)}
+            print(json.dumps({name: result[name]}), file=sys.stderr)
+    print(json.dumps(result, indent=None if args.json else 1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,171 @@
+"""Verifier benchmark: WiCE (claim vs its article) and Climate-FEVER (claim vs one sentence).
+
+Tune on the dev halves, report on the test halves (../shared/eval/README.md). Side by side in one
+run: the naive baseline (logistic regression on four cheap features: best and top-3 MiniLM
+similarity, word overlap, share of numbers found) and Lantern's verifier features, both fitted on
+the WiCE dev half. `--fit` writes the fitted weights to lantern/verify/verifier_weights.json.
+
+    .venv/bin/python bench/verifier.py [--fit] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from lantern.embedding import load_embedder  # noqa: E402
+from lantern.verify.support import FEATURE_SIGNS, FEATURES, WEIGHTS_PATH, claim_parts, content_words, fit_logistic, numbers, support_features  # noqa: E402
+
+EVAL = ROOT.parent / "shared" / "eval"
+
+
+class CachedEmbed:
+    """MiniLM embeddings, computed once per distinct text (`warm` embeds a whole set in one call)."""
+
+    def __init__(self, cache_file: Path | None = None) -> None:
+        self.model = load_embedder("all-MiniLM-L6-v2")
+        self.cache: dict[str, np.ndarray] = {}
+        self.cache_file = cache_file
+        if cache_file and cache_file.exists():
+            data = np.load(cache_file, allow_pickle=False)
+            self.cache = dict(zip(data["texts"].tolist(), data["vectors"]))
+
+    def warm(self, texts) -> None:
+        missing = list(dict.fromkeys(t for t in texts if t not in self.cache))
+        if missing:
+            vecs = self.model.encode(missing, batch_size=64, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
+            self.cache.update(zip(missing, vecs))
+            if self.cache_file:
+                self.cache_file.parent.mkdir(parents=True, exist_ok=True)
+                np.savez(self.cache_file, texts=np.array(list(self.cache)), vectors=np.stack(list(self.cache.values())))
+
+    def __call__(self, texts):
+        self.warm(texts)
+        return np.stack([self.cache[t] for t in texts])
+
+
+def embed_fn(cache: bool):
+    return CachedEmbed(ROOT / "bench" / ".cache" / "minilm-verifier.npz" if cache else None)
+
+
+def baseline_features(claim, claim_vec, sentences, sentence_vecs):
+    sims = sentence_vecs @ claim_vec
+    top = np.sort(sims)[::-1][:3]
+    words, evidence_words = set(content_words(claim)), set(content_words(" ".join(sentences)))
+    overlap = len(words & evidence_words) / len(words) if words else 1.0
+    nums = numbers(claim)
+    share = len(nums & numbers(" ".join(sentences))) / len(nums) if nums else 1.0
+    return np.array([top[0], top.mean(), overlap, share])
+
+
+def featurize(embed, claim, sentences):
+    parts = claim_parts(claim)
+    vecs = embed([claim] + parts + sentences)
+    claim_vec, part_vecs, sentence_vecs = vecs[0], vecs[1 : 1 + len(parts)], vecs[1 + len(parts) :]
+    ours = support_features(claim, claim_vec, part_vecs, sentences, sentence_vecs).features
+    return ours, baseline_features(claim, claim_vec, sentences, sentence_vecs)
+
+
+def balanced_accuracy(y, pred):
+    tpr = ((pred == 1) & (y == 1)).sum() / max((y == 1).sum(), 1)
+    tnr = ((pred == 0) & (y == 0)).sum() / max((y == 0).sum(), 1)
+    return 100 * (tpr + tnr) / 2
+
+
+def ece(y, p, bins=10):
+    edges = np.linspace(0, 1, bins + 1)
+    total = 0.0
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        mask = (p >= lo) & (p < hi if hi < 1 else p <= hi)
+        if mask.any():
+            total += mask.sum() / len(y) * abs(y[mask].mean() - p[mask].mean())
+    return float(total)
+
+
+def macro_f1(gold, pred, labels):
+    scores = []
+    for label in labels:
+        tp = sum(g == label and p == label for g, p in zip(gold, pred))
+        fp = sum(g != label and p == label for g, p in zip(gold, pred))
+        fn = sum(g == label and p != label for g, p in zip(gold, pred))
+        scores.append(2 * tp / (2 * tp + fp + fn) if tp else 0.0)
+    return 100 * float(np.mean(scores))
+
+
+def wice(embed):
+    rows = [json.loads(line) for line in (EVAL / "wice" / "claim_test.jsonl").open()]
+    half = len(rows) // 2
+    embed.warm(t for row in rows for t in [row["claim"], *claim_parts(row["claim"]), *row["evidence"]])
+    ours, base, y = [], [], []
+    for row in rows:
+        o, b = featurize(embed, row["claim"], row["evidence"])
+        ours.append(o), base.append(b), y.append(int(row["label"] == "supported"))
+    return np.array(ours), np.array(base), np.array(y), half
+
+
+def climate_fever(embed):
+    claims = [json.loads(line) for line in (EVAL / "climate_fever" / "climate-fever.jsonl").open()]
+    half = len(claims) // 2
+    embed.warm(t for c in claims for t in [c["claim"], *claim_parts(c["claim"]), *(e["evidence"] for e in c["evidences"])])
+    feats, labels, split = [], [], []
+    for index, claim in enumerate(claims):
+        for ev in claim["evidences"]:
+            o, _ = featurize(embed, claim["claim"], [ev["evidence"]])
+            feats.append(o), labels.append(ev["evidence_label"]), split.append(index >= half)
+    return np.array(feats), labels, np.array(split)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--fit", action="store_true", help="write the fitted weights to lantern/verify/verifier_weights.json")
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--cache", action="store_true", help="keep MiniLM embeddings in bench/.cache to re-run quickly")
+    args = parser.parse_args()
+    embed = embed_fn(args.cache)
+    started = time.perf_counter()
+    ours, base, y, half = wice(embed)
+    cal = fit_logistic(ours[:half], y[:half], signs=FEATURE_SIGNS)
+    cal_base = fit_logistic(base[:half], y[:half])
+    p_ours, p_base = cal.confidence(ours[half:]), cal_base.confidence(base[half:])
+    result = {
+        "wice_test_claims": int(len(y) - half),
+        "wice_balanced_accuracy": round(balanced_accuracy(y[half:], (p_ours >= 0.5).astype(int)), 1),
+        "wice_baseline_balanced_accuracy": round(balanced_accuracy(y[half:], (p_base >= 0.5).astype(int)), 1),
+        "wice_ece": round(ece(y[half:], p_ours), 3),
+        "wice_dev_balanced_accuracy": round(balanced_accuracy(y[:half], (cal.confidence(ours[:half]) >= 0.5).astype(int)), 1),
+    }
+    cf_feats, cf_labels, cf_test = climate_fever(embed)
+    conf = cal.confidence(cf_feats)
+    feats = {name: cf_feats[:, i] for i, name in enumerate(FEATURES)}
+    pred = np.where(conf >= 0.5, "SUPPORTS", np.where((feats["emb_best"] >= 0.6) & ((feats["negation_mismatch"] > 0) | (feats["number_conflict"] > 0)), "REFUTES", "NOT_ENOUGH_INFO"))
+    gold_test = [label for label, t in zip(cf_labels, cf_test) if t]
+    pred_test = [p for p, t in zip(pred, cf_test) if t]
+    refutes = [p == "REFUTES" for g, p in zip(gold_test, pred_test) if g == "REFUTES"]
+    cf_binary = np.array([g == "SUPPORTS" for g in gold_test], dtype=int)
+    result |= {
+        "climate_fever_test_pairs": len(gold_test),
+        "climate_fever_macro_f1": round(macro_f1(gold_test, pred_test, ["SUPPORTS", "REFUTES", "NOT_ENOUGH_INFO"]), 1),
+        "climate_fever_refutes_recall": round(100 * sum(refutes) / max(len(refutes), 1), 1),
+        "climate_fever_supports_balanced_accuracy": round(balanced_accuracy(cf_binary, (conf[cf_test] >= 0.5).astype(int)), 1),
+        "climate_fever_ece": round(ece(cf_binary, conf[cf_test]), 3),
+        "seconds": round(time.perf_counter() - started, 1),
+        "machine": f"{os.cpu_count()} CPU cores, no GPU",
+    }
+    if args.fit:
+        cal.save(WEIGHTS_PATH, {"fitted_on": "WiCE dev half (first 179 claims)", "test": result})
+        result["weights"] = str(WEIGHTS_PATH.relative_to(ROOT))
+    print(json.dumps(result, indent=None if args.json else 1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,29 @@
+"""Prompt templates as data: the TOML files in the repository's `prompts/` folder.
+
+`load_prompts("answer")` reads prompts/answer.toml (or the file of the same name in the
+`prompts_dir` setting's folder, so users can edit prompts without touching code). Templates are
+`str.format` strings; sentinel phrases (e.g. the not-in-KB reply) live there too, shared by code
+and tests. This module knows nothing about models.
+"""
+
+from __future__ import annotations
+
+import functools
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from lantern.errors import LanternError
+
+BUILTIN_DIR = Path(__file__).resolve().parents[1] / "prompts"
+
+
+@functools.lru_cache(maxsize=16)
+def load_prompts(name: str, folder: str | None = None) -> dict[str, Any]:
+    path = Path(folder or BUILTIN_DIR) / f"{name}.toml"
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise LanternError(f"prompt file {path} is missing; restore it from the repository or fix the prompts_dir setting.") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise LanternError(f"prompt file {path} is not valid TOML ({exc}).") from None

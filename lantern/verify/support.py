@@ -1,0 +1,247 @@
+"""How well does evidence support a claim? Layered checks -> a calibrated confidence and a verdict.
+
+Layers, cheapest first:
+1. structural: are the claim's numbers, names and negations present in the best evidence?
+2. lexical: how much of the claim's content (IDF-weighted words) the closest sentences cover;
+3. embedding: MiniLM similarity of the claim, and of each of its parts, to the best sentences
+   (a compound claim is only as supported as its least supported part);
+4. judgement: an optional `judge(claim, evidence) -> P(supported)` (the loaded LoopLM as a yes/no
+   judge, or an NLI model), averaged in log-odds with the feature score when present.
+Layers 1-3 become a feature vector; a logistic regression fitted on the dev halves of WiCE and
+Climate-FEVER (bench/verifier.py --fit, weights in verifier_weights.json beside this module)
+turns it into a confidence in [0, 1].
+
+This module knows nothing about retrieval or the answer loop: it gets a claim and candidate
+passages, and returns the checked Claim record with its best-supporting verbatim quote.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from lantern.records import Claim, Evidence, Verdict
+from lantern.verify.claims import sentence_spans
+
+WEIGHTS_PATH = Path(__file__).with_name("verifier_weights.json")
+FEATURES = ["emb_best", "emb_top3", "part_min", "coverage_top", "coverage_all", "number_share", "entity_share", "negation_mismatch", "number_conflict"]
+FEATURE_SIGNS = np.array([1, 1, 1, 1, 1, 1, 1, -1, -1])
+"""More support evidence may never lower the confidence: fitted weights are kept to these signs."""
+
+Judge = Callable[[str, str], float]
+
+_STOP = set(
+    "a an the and or but if then of to in on at by for with from as is are was were be been being it its this that these those "
+    "which who whom whose what when where how why there here has have had do does did not no so than too very can could may might "
+    "will would shall should must also into over under about after before between during while he she they them his her their our "
+    "we you your i me my us one s".split()
+)
+_NEGATIONS = {"not", "no", "never", "none", "nobody", "nothing", "neither", "nor", "cannot", "without", "n't", "false", "deny", "denied"}
+_WORD = re.compile(r"[A-Za-z][A-Za-z'\-]*|\d[\d,.]*")
+_NUMBER = re.compile(r"(?<![\w.])\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?")
+_PART_SPLIT = re.compile(r",\s+(?:and\s+|but\s+|while\s+|which\s+|who\s+)?|;\s+|\s+(?:and|but|while|whereas)\s+")
+
+
+def stem(word: str) -> str:
+    word = word.lower().strip("'-")
+    for suffix in ("ingly", "edly", "ments", "ment", "ness", "ings", "ing", "ies", "ied", "ed", "es", "s", "ly"):
+        if len(word) > len(suffix) + 3 and word.endswith(suffix):
+            return word[: -len(suffix)]
+    return word
+
+
+def content_words(text: str) -> list[str]:
+    return [stem(w) for w in _WORD.findall(text) if w.lower() not in _STOP and not w[0].isdigit()]
+
+
+def numbers(text: str) -> set[str]:
+    out = set()
+    for raw in _NUMBER.findall(text):
+        value = raw.replace(",", "")
+        out.add(value[:-2] if value.endswith(".0") else value)
+    return out
+
+
+def entities(text: str) -> set[str]:
+    """Capitalised words not opening a sentence, and acronyms: a crude but cheap name detector."""
+    found = set()
+    for sentence in re.split(r"(?<=[.!?])\s+", text):
+        words = _WORD.findall(sentence)
+        for i, word in enumerate(words):
+            if word[0].isupper() and (i > 0 or word.isupper()) and word.lower() not in _STOP:
+                found.add(word.lower())
+    return found
+
+
+def has_negation(text: str) -> bool:
+    lowered = text.lower().replace("n't", " n't")
+    return any(token in _NEGATIONS for token in re.findall(r"[a-z']+", lowered))
+
+
+def claim_parts(claim: str) -> list[str]:
+    parts = [p.strip() for p in _PART_SPLIT.split(claim) if len(content_words(p)) >= 2]
+    return parts or [claim]
+
+
+def sentence_idf(sentences: list[str]) -> Callable[[str], float]:
+    """IDF over the candidate sentences: a word found in every sentence says little about support."""
+    df: dict[str, int] = {}
+    for sentence in sentences:
+        for word in set(content_words(sentence)):
+            df[word] = df.get(word, 0) + 1
+    n = len(sentences)
+    return lambda word: math.log(1.0 + (n + 1) / (1 + df.get(word, 0)))
+
+
+@dataclass
+class Support:
+    features: np.ndarray
+    best: int
+    """Index of the best-supporting sentence among the candidates."""
+    ranked: list[int]
+
+
+def support_features(
+    claim: str,
+    claim_vec: np.ndarray,
+    part_vecs: np.ndarray,
+    sentences: list[str],
+    sentence_vecs: np.ndarray,
+    idf: Callable[[str], float] | None = None,
+) -> Support:
+    """The feature vector (order: FEATURES) of a claim against candidate sentences (unit vectors)."""
+    if not sentences:
+        return Support(np.array([0, 0, 0, 0, 0, 0, 0, 0, 0], dtype=np.float64), -1, [])
+    idf = idf or sentence_idf(sentences)
+    sims = sentence_vecs @ claim_vec
+    ranked = [int(i) for i in np.argsort(-sims)]
+    top = ranked[:3]
+    part_sims = (sentence_vecs @ part_vecs.T).max(axis=0) if len(part_vecs) else np.array([sims.max()])
+    words = content_words(claim)
+    top_text = " ".join(sentences[i] for i in ranked[:5])
+    all_text = " ".join(sentences)
+
+    def coverage(text: str) -> float:
+        present = set(content_words(text))
+        total = sum(idf(w) for w in words)
+        return sum(idf(w) for w in words if w in present) / total if total else 1.0
+
+    claim_numbers = numbers(claim)
+    evidence_numbers = numbers(all_text)
+    number_share = len(claim_numbers & evidence_numbers) / len(claim_numbers) if claim_numbers else 1.0
+    best_numbers = numbers(" ".join(sentences[i] for i in top))
+    number_conflict = float(bool(claim_numbers) and bool(best_numbers) and not (claim_numbers & best_numbers))
+    claim_entities = entities(claim)
+    lowered = all_text.lower()
+    entity_share = sum(e in lowered for e in claim_entities) / len(claim_entities) if claim_entities else 1.0
+    negation_mismatch = float(has_negation(claim) != has_negation(sentences[ranked[0]]))
+    feats = np.array(
+        [sims[ranked[0]], float(np.mean(sims[top])), float(part_sims.min()), coverage(top_text), coverage(all_text),
+         number_share, entity_share, negation_mismatch, number_conflict],
+        dtype=np.float64,
+    )
+    return Support(feats, ranked[0], ranked)
+
+
+@dataclass
+class Calibration:
+    """Logistic regression over standardised features."""
+
+    mean: np.ndarray
+    scale: np.ndarray
+    coef: np.ndarray
+    bias: float
+
+    def logit(self, feats: np.ndarray) -> np.ndarray:
+        return ((feats - self.mean) / self.scale) @ self.coef + self.bias
+
+    def confidence(self, feats: np.ndarray) -> np.ndarray:
+        return 1.0 / (1.0 + np.exp(-self.logit(feats)))
+
+    def save(self, path: Path, info: dict | None = None) -> None:
+        path.write_text(json.dumps({"features": FEATURES, "mean": self.mean.tolist(), "scale": self.scale.tolist(),
+                                    "coef": self.coef.tolist(), "bias": self.bias, "info": info or {}}, indent=1) + "\n")
+
+    @classmethod
+    def load(cls, path: Path = WEIGHTS_PATH) -> "Calibration":
+        data = json.loads(path.read_text())
+        if data["features"] != FEATURES:
+            raise ValueError(f"{path} was fitted on other features; refit with `python bench/verifier.py --fit`.")
+        return cls(np.array(data["mean"]), np.array(data["scale"]), np.array(data["coef"]), float(data["bias"]))
+
+
+def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1.0, steps: int = 3000, lr: float = 0.1, balanced: bool = True,
+                 signs: np.ndarray | None = None) -> Calibration:
+    """Gradient-descent logistic regression on standardised features, optionally class-balanced, with
+    coefficients projected onto the given signs (monotone in each feature) after every step."""
+    mean, scale = x.mean(axis=0), x.std(axis=0) + 1e-9
+    z = (x - mean) / scale
+    weights = np.where(y == 1, 0.5 / max(y.mean(), 1e-9), 0.5 / max(1 - y.mean(), 1e-9)) if balanced else np.ones(len(y))
+    coef, bias = np.zeros(x.shape[1]), 0.0
+    for _ in range(steps):
+        p = 1 / (1 + np.exp(-(z @ coef + bias)))
+        g = weights * (p - y)
+        coef -= lr * (z.T @ g / len(y) + l2 * coef / len(y))
+        bias -= lr * g.mean()
+        if signs is not None:
+            coef = np.where(coef * signs < 0, 0.0, coef)
+    return Calibration(mean, scale, coef, bias)
+
+
+class Verifier:
+    """Checks claims against passages; `check` returns the Claim tuple with a verbatim quote."""
+
+    def __init__(self, embed: Callable[[list[str]], np.ndarray], calibration: Calibration, min_support: float = 0.5, judge: Judge | None = None) -> None:
+        self.embed = embed
+        self.calibration = calibration
+        self.min_support = min_support
+        self.judge = judge
+
+    @classmethod
+    def from_settings(cls, settings, judge: Judge | None = None) -> "Verifier":
+        from lantern.embedding import load_embedder
+
+        model = load_embedder(settings.embed_model)
+
+        def embed(texts: list[str]) -> np.ndarray:
+            return model.encode(texts, batch_size=32, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
+
+        return cls(embed, Calibration.load(), settings.min_support, judge)
+
+    def check(self, claim: str, passages: list[Evidence], citations: list[int] | None = None) -> Claim:
+        """Verify `claim` against the cited passages (1-based), or all passages when it cites none."""
+        chosen = [passages[i - 1] for i in (citations or []) if 1 <= i <= len(passages)] or passages
+        candidates: list[tuple[Evidence, int, int]] = []
+        for passage in chosen:
+            candidates.extend((passage, a, b) for a, b in sentence_spans(passage.text))
+        record = Claim(claim=claim, citations=list(citations or []))
+        if not candidates:
+            return record
+        sentences = [p.text[a:b] for p, a, b in candidates]
+        parts = claim_parts(claim)
+        vecs = self.embed([claim] + parts + sentences)
+        support = support_features(claim, vecs[0], vecs[1 : 1 + len(parts)], sentences, vecs[1 + len(parts) :])
+        confidence = float(self.calibration.confidence(support.features))
+        passage, a, b = candidates[support.best]
+        if self.judge is not None:
+            p = min(max(self.judge(claim, sentences[support.best]), 1e-4), 1 - 1e-4)
+            confidence = 1 / (1 + math.exp(-(math.log(confidence / (1 - confidence)) + math.log(p / (1 - p))) / 2))
+        start_line = passage.start_line + passage.text.count("\n", 0, a)
+        end_line = passage.start_line + passage.text.count("\n", 0, b)
+        feats = dict(zip(FEATURES, support.features))
+        if confidence >= self.min_support:
+            verdict = Verdict.supported
+        elif feats["emb_best"] >= 0.6 and (feats["negation_mismatch"] or feats["number_conflict"]):
+            verdict = Verdict.contradicted
+        else:
+            verdict = Verdict.unsupported
+        return record.model_copy(
+            update={"evidence": sentences[support.best], "source": passage.source, "start_line": start_line,
+                    "end_line": end_line, "confidence": round(confidence, 4), "verdict": verdict}
+        )

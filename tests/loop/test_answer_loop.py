@@ -1,0 +1,160 @@
+"""The answer loop with a scripted fake model, a real knowledge base, real verifier and a real MCP tool."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lantern.knowledge import KnowledgeBase
+from lantern.loop import answer
+from lantern.loop.act import parse_tool_calls
+from lantern.records import Draft, Turn
+from lantern.settings import load_settings
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCS = {
+    "ouro.md": "# Ouro\n\nOuro applies the same transformer layers four times for every token.\n\n"
+    "## Early exit\n\nAn exit gate after each loop step gives the probability of stopping there.\n"
+    "The model stops looping once the cumulative exit probability reaches the threshold.\n",
+    "storage.md": "# Storage\n\nLantern keeps its knowledge base in LanceDB on local disk.\n",
+}
+
+
+class ScriptedReasoner:
+    """A fake model: replies from a script, records what it was shown."""
+
+    name = "scripted"
+
+    def __init__(self, *replies: str) -> None:
+        self.replies = list(replies)
+        self.calls: list[dict] = []
+
+    def draft(self, question, evidence, feedback=None, tools=None, on_token=None):
+        self.calls.append({"evidence": list(evidence), "feedback": feedback, "tools": tools})
+        if not self.replies:
+            raise AssertionError("the reasoner was called more often than scripted")
+        text = self.replies.pop(0)
+        calls, _ = parse_tool_calls(text)
+        return Draft(text="" if calls else text, tool_calls=calls, model=self.name)
+
+
+@pytest.fixture
+def kb(tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for name, text in DOCS.items():
+        (docs / name).write_text(text)
+    base = KnowledgeBase.open(load_settings())
+    base.ingest([docs])
+    return base
+
+
+def assert_citations_valid(result):
+    shown = {(e.source, e.start_line, e.end_line, e.text) for e in result.evidence}
+    for claim in result.claims + result.dropped:
+        assert all(1 <= n <= len(result.evidence) for n in claim.citations)
+        if claim.source.startswith("tool:"):
+            continue
+        lines = Path(claim.source).read_text().split("\n")
+        assert claim.evidence in "\n".join(lines[claim.start_line - 1 : claim.end_line])
+        assert any(source == claim.source and text.find(claim.evidence) >= 0 for source, _, _, text in shown)
+
+
+def numbered(result, needle):
+    return next(i for i, e in enumerate(result.evidence, 1) if needle in e.text)
+
+
+def test_cited_supported_answer(kb):
+    settings = load_settings()
+    probe = answer("When does Ouro stop looping?", settings, kb=kb, reasoner=ScriptedReasoner("placeholder"))
+    n = numbered(probe, "cumulative exit probability")
+    reply = f"The model stops looping once the cumulative exit probability reaches the threshold [{n}]."
+    result = answer("When does Ouro stop looping?", settings, kb=kb, reasoner=ScriptedReasoner(reply))
+    assert result.status == "answered" and len(result.claims) == 1
+    claim = result.claims[0]
+    assert claim.verdict == "supported" and claim.confidence >= settings.min_support and claim.citations == [n]
+    assert claim.evidence == "The model stops looping once the cumulative exit probability reaches the threshold."
+    assert claim.source.endswith("ouro.md") and claim.start_line == claim.end_line == 8
+    assert set(result.timings) >= {"observe", "remember", "reason", "verify", "converge", "total"}
+    assert_citations_valid(result)
+
+
+def test_bad_and_missing_citations_are_impossible_by_construction(kb):
+    reply = "Ouro applies the same transformer layers four times for every token [9]. Lantern keeps its knowledge base in LanceDB on local disk.[^7]"
+    result = answer("How does Ouro work and where is the KB stored?", load_settings(), kb=kb, reasoner=ScriptedReasoner(reply))
+    assert result.claims and all(c.citations == [] for c in result.claims + result.dropped)
+    assert_citations_valid(result)
+
+
+def test_hallucinated_claim_is_retried_with_feedback_then_dropped(kb):
+    bad = "The exit gate was invented in 1850 by Napoleon [1]."
+    reasoner = ScriptedReasoner(f"Ouro applies the same transformer layers four times for every token [1]. {bad}", bad)
+    result = answer("How many times does Ouro apply its layers?", load_settings(), kb=kb, reasoner=reasoner)
+    assert result.status == "partial"
+    assert [c.claim for c in result.dropped] == ["The exit gate was invented in 1850 by Napoleon."]
+    assert reasoner.calls[1]["feedback"] and "Napoleon" in reasoner.calls[1]["feedback"][0]
+    assert_citations_valid(result)
+
+
+def test_refusal_gives_not_in_kb(kb):
+    result = answer("How does Ouro stop?", load_settings(), kb=kb, reasoner=ScriptedReasoner("I cannot answer from the passages."))
+    assert result.status == "not_in_kb" and not result.claims
+
+
+def test_no_relevant_evidence_never_calls_the_model(kb):
+    reasoner = ScriptedReasoner()
+    result = answer("What is the boiling point of tungsten in kelvin?", load_settings(), kb=kb, reasoner=reasoner)
+    assert result.status == "not_in_kb" and reasoner.calls == [] and "reason" not in result.timings
+
+
+def test_tool_request_runs_a_real_mcp_tool_and_its_result_becomes_evidence(kb):
+    settings = load_settings({"mcp_servers": {"calc": {"command": sys.executable, "args": [str(ROOT / "tools" / "calculator.py")]}}})
+    reasoner = ScriptedReasoner('CALL_TOOL calculate {"expression": "4 * 24"}', "PLACEHOLDER")
+
+    def second_reply(question, evidence, feedback=None, tools=None, on_token=None):
+        n = numbered_from(evidence, "returned")
+        return Draft(text=f"Four loop steps over 24 layers is 96.0 layer applications [{n}].", model="scripted")
+
+    original = reasoner.draft
+    reasoner.draft = lambda *a, **k: original(*a, **k) if not reasoner.calls else second_reply(*a, **k)
+    result = answer("Ouro loops four times over 24 layers; how many layer applications per token?", settings, kb=kb, reasoner=reasoner)
+    assert reasoner.calls[0]["tools"][0]["name"] == "calculate"
+    tool_evidence = [e for e in result.evidence if e.source == "tool:calculate"]
+    assert tool_evidence and "96" in tool_evidence[0].text
+    assert "act" in result.timings
+
+
+def numbered_from(evidence, needle):
+    return next(i for i, e in enumerate(evidence, 1) if needle in e.text)
+
+
+def test_malformed_tool_call_is_reported_not_raised(kb):
+    settings = load_settings({"mcp_servers": {"calc": {"command": sys.executable, "args": [str(ROOT / "tools" / "calculator.py")]}}})
+    reasoner = ScriptedReasoner('CALL_TOOL calculate {"expr": 5}', "I cannot answer from the passages.")
+    result = answer("How many layer applications does Ouro make?", settings, kb=kb, reasoner=reasoner)
+    assert "invalid arguments" in reasoner.calls[1]["feedback"][0] and "expression" in reasoner.calls[1]["feedback"][0]
+    assert result.status == "not_in_kb"
+
+
+def test_follow_up_question_uses_the_earlier_turn(kb):
+    history = [Turn(role="user", text="Where does Lantern keep its knowledge base?"), Turn(role="assistant", text="In LanceDB.")]
+    reasoner = ScriptedReasoner("Lantern keeps its knowledge base in LanceDB on local disk [1].")
+    result = answer("and on which disk?", load_settings(), kb=kb, reasoner=reasoner, history=history)
+    assert "LanceDB" in result.evidence[0].text and result.status == "answered"
+
+
+def test_lantern_ask_json_answers_offline_from_the_shipped_kb(tmp_path):
+    env_home = tmp_path / "home"
+    run = lambda *args: subprocess.run([sys.executable, "-m", "lantern", "--home", str(env_home), *args], capture_output=True, text=True, cwd=ROOT)  # noqa: E731
+    assert run("ingest", "kb/").returncode == 0
+    done = run("ask", "How does Ouro decide when to stop looping?", "--json")
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
+    assert data["status"] in ("answered", "partial") and data["model"] == "extractive"
+    assert "not installed" in done.stderr and "lantern model pull" in done.stderr
+    for claim in data["claims"]:
+        lines = (ROOT / claim["source"]).read_text().split("\n") if not Path(claim["source"]).is_absolute() else Path(claim["source"]).read_text().split("\n")
+        assert claim["evidence"] in "\n".join(lines[claim["start_line"] - 1 : claim["end_line"]])
+        assert 0 <= claim["confidence"] <= 1 and claim["verdict"] == "supported"
