@@ -5,7 +5,6 @@ from __future__ import annotations
 import typer
 
 from lantern.commands import common
-from lantern.errors import NotAvailableYet
 
 model_app = typer.Typer(help="Download, list and locate reasoning models.", no_args_is_help=True)
 
@@ -51,6 +50,34 @@ def register(app: typer.Typer) -> None:
     app.add_typer(model_app, name="model", rich_help_panel="Models")
 
     @app.command(rich_help_panel="Measure")
-    def bench() -> None:
-        """Benchmark the LoopLM runtime: decode/prefill tok/s, exit depth, GB/s, memory."""
-        raise NotAvailableYet("`lantern bench` is not available yet (the LoopLM runtime has not landed).")
+    def bench(
+        model: str = typer.Option(None, "--model", help="Model name, HF id or snapshot directory (default: the model setting)."),
+        shape: str = typer.Option(None, "--shape", help="Benchmark a random checkpoint of this shape instead: 1.4b, 2.6b, small, tiny."),
+        prompt_len: int = typer.Option(128, "--prompt-len", min=1),
+        new_tokens: int = typer.Option(32, "--new-tokens", min=2),
+        mode: str = typer.Option("fast", "--mode", help="fast, deep, or both (side by side in one run)."),
+        int8: bool = typer.Option(False, "--int8", help="int8 weight-only quantization (also reports top-1 agreement)."),
+        gate_bias: float = typer.Option(0.0, "--gate-bias", help="Add to the exit gate's bias (positive: earlier exits) to measure DEEP savings on untrained weights."),
+        threshold: float = typer.Option(None, "--exit-threshold", help="Q-exit threshold (default: the exit_threshold setting)."),
+        dtype: str = typer.Option(None, "--dtype", help="bfloat16, float16 or float32 (default: the dtype setting)."),
+        threads: int = typer.Option(None, "--threads", help="CPU threads (default: torch's choice)."),
+        as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    ) -> None:
+        """Benchmark the LoopLM runtime: decode/prefill tok/s, exit depth, GB/s against the GEMV ceiling, memory.
+
+        Example: `lantern bench --shape 1.4b --prompt-len 128 --new-tokens 32 --mode both --gate-bias 2 --json`
+        """
+        from lantern.errors import LanternError
+        from lantern.runtime import bench as runtime_bench
+
+        if mode not in ("fast", "deep", "both"):
+            raise LanternError(f"--mode {mode!r}: use fast, deep or both.")
+        settings = common.settings()
+        result = runtime_bench.run(
+            None if shape else (model or settings.model), shape, prompt_len, new_tokens, mode, int8, gate_bias,
+            settings.exit_threshold if threshold is None else threshold, settings.device, dtype or settings.dtype, settings.home, threads,
+        )
+        if as_json:
+            print(__import__("json").dumps(result))
+        else:
+            common.print_json(result)

@@ -158,3 +158,17 @@ def test_lantern_ask_json_answers_offline_from_the_shipped_kb(tmp_path):
         lines = (ROOT / claim["source"]).read_text().split("\n") if not Path(claim["source"]).is_absolute() else Path(claim["source"]).read_text().split("\n")
         assert claim["evidence"] in "\n".join(lines[claim["start_line"] - 1 : claim["end_line"]])
         assert 0 <= claim["confidence"] <= 1 and claim["verdict"] == "supported"
+
+
+def test_end_to_end_with_a_tiny_random_checkpoint(kb, tmp_path):
+    """The real LoopLM path: load the checkpoint, prompt from templates, generate in DEEP mode, verify."""
+    from lantern.runtime.testing import make_random_checkpoint
+
+    checkpoint = make_random_checkpoint(tmp_path / "ouro-tiny", "tiny", seed=1, gate_bias=1.0)
+    settings = load_settings({"model": str(checkpoint), "max_new_tokens": 24, "dtype": "float32"})
+    result = answer("When does Ouro stop looping?", settings, kb=kb)
+    assert result.model == str(checkpoint) and result.notices == []
+    assert result.avg_exit_steps is not None and 1.0 <= result.avg_exit_steps <= 4.0
+    assert result.status in ("answered", "partial", "not_in_kb")
+    assert {"remember", "reason", "verify", "total"} <= set(result.timings)
+    assert_citations_valid(result)

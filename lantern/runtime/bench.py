@@ -1,0 +1,173 @@
+"""`lantern bench`: decode and prefill speed of the LoopLM runtime, next to the machine's own ceiling.
+
+One run loads a checkpoint (a real one, or a random one of the official shapes: `--shape 1.4b`,
+created once under LANTERN_HOME/bench by a child process so it does not inflate this process's
+memory peak), then measures, batch 1, greedy, EOS ignored:
+- prefill tok/s (prompt_len / time to the first token) and decode tok/s over the new tokens;
+- avg_exit_steps (1-based loop steps per decoded token) and, with `--gate-bias`, DEEP's savings
+  on untrained weights;
+- achieved_gbps: weight and KV bytes the decode really read per second;
+- gemv_gbps: the same weight matrices as bare matrix-vector products in the same run (the
+  memory-bound ceiling of batch-1 decode on this machine) and decode as a fraction of it;
+- peak memory (RSS on CPU, allocated on CUDA) and load time and load peak / weight bytes;
+- with `--int8`, top-1 agreement of the int8 model with the unquantized one over fixed prompts.
+`--mode both` runs FAST then DEEP in one process and reports the DEEP speed-up against 4/d.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from lantern.runtime.generate import GenerationOptions, generate
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def random_checkpoint_dir(home: Path, shape: str, seed: int = 0) -> Path:
+    """A random checkpoint of `shape`, created once by a child process."""
+    path = home / "bench" / f"random-{shape}-seed{seed}"
+    if not (path / "model.safetensors").exists():
+        code = f"from lantern.runtime.testing import make_random_checkpoint; make_random_checkpoint({str(path)!r}, {shape!r}, seed={seed})"
+        subprocess.run([sys.executable, "-c", code], check=True)
+    return path
+
+
+def weight_bytes(module: nn.Module) -> int:
+    return sum(t.numel() * t.element_size() for t in list(module.parameters()) + list(module.buffers()))
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def gemv_ceiling(model, device: torch.device, repeats: int = 3) -> float:
+    """GB/s of bare matrix-vector products over all layer projections and the head (same kernels as decode)."""
+    linears = [m for m in model.model.layers.modules() if hasattr(m, "in_features") and not isinstance(m, nn.Embedding)]
+    linears.append(model.lm_head)
+    dtype = model.model.embed_tokens.weight.dtype
+    inputs = {m.in_features: torch.randn(1, 1, m.in_features, dtype=dtype, device=device) for m in linears}
+    total = sum(weight_bytes(m) for m in linears)
+    with torch.inference_mode():
+        for m in linears:
+            m(inputs[m.in_features])
+        _sync(device)
+        best = float("inf")
+        for _ in range(repeats):
+            started = time.perf_counter()
+            for m in linears:
+                m(inputs[m.in_features])
+            _sync(device)
+            best = min(best, time.perf_counter() - started)
+    return total / best / 1e9
+
+
+def decode_run(lm, prompt: torch.Tensor, new_tokens: int, mode: str, threshold: float) -> dict[str, Any]:
+    opts = GenerationOptions(max_new_tokens=new_tokens, mode=mode, exit_threshold=threshold, stop_ids=set())
+    device = lm.device
+    _sync(device)
+    started = time.perf_counter()
+    tokens = []
+    for out in generate(lm.model, None, prompt, opts):
+        _sync(device)
+        tokens.append((out[0], time.perf_counter()))
+    first_at = tokens[0][1] - started
+    decode_seconds = tokens[-1][1] - tokens[0][1]
+    decoded = [t for t, _ in tokens[1:]]
+    config = lm.config
+    layer_bytes = weight_bytes(lm.model.model.layers) + weight_bytes(lm.model.model.norm) + weight_bytes(lm.model.model.early_exit_gate)
+    head_bytes = weight_bytes(lm.model.lm_head)
+    kv_per_position = 2 * config.num_key_value_heads * config.head_dim * lm.model.model.embed_tokens.weight.element_size()
+    read = 0
+    for i, token in enumerate(decoded):
+        context = prompt.shape[1] + i + 1
+        steps = token.exit_step + 1
+        read += steps * (layer_bytes + config.num_hidden_layers * kv_per_position * context) + head_bytes
+    avg_steps = sum(t.exit_step + 1 for t in decoded) / max(len(decoded), 1)
+    return {
+        "mode": mode,
+        "prefill_tok_s": round(prompt.shape[1] / first_at, 2),
+        "decode_tok_s": round(len(decoded) / decode_seconds, 3) if decoded else None,
+        "avg_exit_steps": round(avg_steps, 3),
+        "achieved_gbps": round(read / decode_seconds / 1e9, 2) if decoded else None,
+    }
+
+
+def int8_agreement(reference_lm, quantized_lm, prompts: list[torch.Tensor]) -> dict[str, float]:
+    """Top-1 agreement of the final-step logits at every prompt position, and their relative error."""
+    agree = total = 0
+    errors = []
+    for ids in prompts:
+        a, _ = reference_lm.step_logits(ids)
+        b, _ = quantized_lm.step_logits(ids)
+        agree += int((a[-1].argmax(-1) == b[-1].argmax(-1)).sum())
+        total += a[-1].argmax(-1).numel()
+        errors.append(float((a[-1] - b[-1]).norm() / a[-1].norm()))
+    return {"int8_top1_agreement": round(agree / total, 4), "int8_logits_rel_error": round(sum(errors) / len(errors), 4)}
+
+
+def run(model: str | None, shape: str | None, prompt_len: int, new_tokens: int, mode: str, int8: bool, gate_bias: float,
+        threshold: float, device: str, dtype: str, home: Path, threads: int | None = None) -> dict[str, Any]:
+    from lantern.runtime.load import load, resolve_device
+
+    if threads:
+        torch.set_num_threads(threads)
+    path = random_checkpoint_dir(home, shape) if shape else model
+    from transformers import PreTrainedTokenizerFast  # noqa: F401  (import cost is not load cost)
+
+    rss_before = peak_rss_mb()
+    started = time.perf_counter()
+    lm = load(path, device=device, dtype=dtype, int8=int8)
+    load_seconds = time.perf_counter() - started
+    dev = resolve_device(device)
+    weights = weight_bytes(lm.model)
+    load_peak = (peak_rss_mb() - rss_before) if dev.type == "cpu" else torch.cuda.max_memory_allocated() / 2**20
+    if gate_bias:
+        with torch.no_grad():
+            lm.model.model.early_exit_gate.bias += gate_bias
+    gen = torch.Generator().manual_seed(0)
+    prompt = torch.randint(3, min(lm.config.vocab_size, 4096), (1, prompt_len), generator=gen).to(dev)
+    decode_run(lm, prompt[:, :8], 3, "fast", threshold)  # warm-up: kernels, allocator, page cache
+    result: dict[str, Any] = {
+        "model": str(path), "shape": shape, "dtype": dtype, "int8": int8, "device": _device_name(dev),
+        "threads": torch.get_num_threads(), "prompt_len": prompt_len, "new_tokens": new_tokens, "gate_bias": gate_bias,
+        "exit_threshold": threshold, "weight_gb": round(weights / 1e9, 3), "load_seconds": round(load_seconds, 2),
+        "load_peak_over_weights": round(load_peak * 2**20 / weights, 3) if dev.type == "cpu" else None,
+    }
+    modes = ["fast", "deep"] if mode == "both" else [mode]
+    runs = {m: decode_run(lm, prompt, new_tokens, m, threshold) for m in modes}
+    ceiling = gemv_ceiling(lm.model, dev)
+    for m, r in runs.items():
+        r["fraction_of_gemv_ceiling"] = round(r["achieved_gbps"] / ceiling, 3) if r["achieved_gbps"] else None
+    result["gemv_gbps"] = round(ceiling, 2)
+    if mode == "both":
+        result["runs"] = runs
+        d = runs["deep"]["avg_exit_steps"]
+        result["deep_speedup"] = round(runs["deep"]["decode_tok_s"] / runs["fast"]["decode_tok_s"], 3)
+        result["deep_speedup_target"] = round(0.85 * lm.config.num_steps / d, 3)
+    else:
+        result |= runs[mode]
+    if int8:
+        plain = load(path, device=device, dtype=dtype)
+        prompts = [torch.randint(3, min(lm.config.vocab_size, 4096), (1, 32), generator=gen).to(dev) for _ in range(4)]
+        result |= int8_agreement(plain, lm, prompts)
+        del plain
+    result["peak_mem_mb"] = round(peak_rss_mb() if dev.type == "cpu" else torch.cuda.max_memory_allocated() / 2**20, 1)
+    return result
+
+
+def _device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"cuda: {torch.cuda.get_device_name(device)}"
+    return f"cpu: {os.cpu_count()} cores"
