@@ -119,7 +119,7 @@ def int8_agreement(reference_lm, quantized_lm, prompts: list[torch.Tensor]) -> d
 
 def run(model: str | None, shape: str | None, prompt_len: int, new_tokens: int, mode: str, int8: bool, gate_bias: float,
         threshold: float, device: str, dtype: str, home: Path, threads: int | None = None) -> dict[str, Any]:
-    from lantern.runtime.load import load, resolve_device
+    from lantern.runtime.loader import load, resolve_device
 
     if threads:
         torch.set_num_threads(threads)

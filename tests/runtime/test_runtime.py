@@ -9,7 +9,7 @@ import torch
 from lantern.errors import CheckpointError, ModelNotFound
 from lantern.runtime import load
 from lantern.runtime.exit import exit_probabilities, exit_step
-from lantern.runtime.load import read_weights
+from lantern.runtime.loader import read_weights
 from lantern.runtime.reference import ReferenceOuro
 from lantern.runtime.testing import make_random_checkpoint
 
@@ -34,6 +34,17 @@ def lm64(checkpoint):
 @pytest.fixture(scope="module")
 def reference(checkpoint, lm):
     return ReferenceOuro(read_weights(checkpoint), lm.config, torch.float64)
+
+
+def test_public_load_is_the_function_whatever_was_imported_first():
+    import importlib
+    import pkgutil
+
+    import lantern.runtime as runtime
+
+    for info in pkgutil.iter_modules(runtime.__path__):
+        importlib.import_module(f"lantern.runtime.{info.name}")
+    assert callable(runtime.load) and runtime.load.__module__ == "lantern.runtime"
 
 
 def test_snapshot_format_is_the_official_one(checkpoint):
