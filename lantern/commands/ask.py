@@ -58,7 +58,8 @@ def register(app: typer.Typer) -> None:
             print("\nClaims:")
         for c in result.claims:
             print(f"  [{c.verdict.value} {c.confidence:.2f}] {c.claim}")
-            print(f"      {_display(c.source)}:{c.start_line}-{c.end_line}  \"{c.evidence}\"")
+            quote = " ".join(c.evidence.split())
+            print(f"      {_display(c.source)}:{c.start_line}-{c.end_line}  \"{quote}\"")
         for c in result.dropped:
             print(f"  [dropped: {c.verdict.value} {c.confidence:.2f}] {c.claim}  (not supported by the documents)")
         timing = ", ".join(f"{k} {v:.2f}s" for k, v in result.timings.items())

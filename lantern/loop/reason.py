@@ -21,6 +21,7 @@ import numpy as np
 from lantern.prompts import load_prompts
 from lantern.records import Draft, Evidence, Question
 from lantern.verify.claims import sentence_spans
+from lantern.verify.support import content_words, sentence_idf
 
 OnToken = Callable[[str], None]
 
@@ -74,14 +75,17 @@ class ExtractiveReasoner:
         if not candidates:
             return Draft(text="", model=self.name)
         vecs = np.asarray(self.embed([question.text] + [s for _, s in candidates]))
-        # A sentence is a good answer when it is close to the question and sits in a passage that
+        # A sentence is a good answer when it is close to the question in meaning and in words
+        # (stemmed content words, weighted by rarity among the candidates), and sits in a passage
         # retrieval ranked high; the rank term keeps one stray similar sentence from winning.
-        sims = vecs[1:] @ vecs[0] + np.array([0.1 / number for number, _ in candidates])
+        idf = sentence_idf([s for _, s in candidates])
+        asked = set(content_words(question.text))
+        total = sum(idf(w) for w in asked) or 1.0
+        overlap = np.array([sum(idf(w) for w in asked & set(content_words(s))) / total for _, s in candidates])
+        sims = vecs[1:] @ vecs[0] + 0.3 * overlap + np.array([0.1 / number for number, _ in candidates])
         chosen = sorted(np.argsort(-sims)[: self.max_sentences], key=lambda i: (candidates[i][0], i))
         text = " ".join(f"{candidates[i][1]} [{candidates[i][0]}]" for i in chosen)
-        if on_token:
-            on_token(text)
-        return Draft(text=text, model=self.name)
+        return Draft(text=text, model=self.name)  # nothing to stream: the sentences are quotes
 
 
 class LoopLMReasoner:
