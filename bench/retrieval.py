@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -146,16 +147,72 @@ def pubmedqa(embed, split: str, work: Path) -> dict:
     return out
 
 
+def ingestion(embed, split: str, work: Path) -> dict:
+    """End-to-end ingest of the 1000 PubMedQA abstracts as files, against raw encode of the same chunks."""
+    from lantern.knowledge import KnowledgeBase
+    from lantern.knowledge.chunking import chunk_text
+    from lantern.settings import load_settings
+
+    data = json.loads((EVAL / "pubmedqa" / "ori_pqal.json").read_text())
+    folder = work / "abstracts"
+    folder.mkdir()
+    for key, item in data.items():
+        (folder / f"{key}.txt").write_text("\n\n".join(item["CONTEXTS"]) + "\n")
+    settings = load_settings({"home": str(work / "ingest-home")})
+    kb = KnowledgeBase.open(settings)
+    kb.embed(["warm up"])
+    first = kb.ingest([folder])
+    again = kb.ingest([folder])
+    texts = [embedding_input(c.heading, c.text) for f in sorted(folder.iterdir())
+             for c in chunk_text(f.read_text(), "text", settings.chunk_chars, settings.chunk_overlap)]
+    started = time.perf_counter()
+    kb.embed(texts)
+    encode_seconds = time.perf_counter() - started
+    return {
+        "files": len(first.added), "chunks": first.chunks, "ingest_seconds": round(first.seconds, 2),
+        "ingest_chunks_per_s": round(first.chunks / first.seconds, 1),
+        "raw_encode_chunks_per_s": round(len(texts) / encode_seconds, 1),
+        "ingest_over_encode": round((first.chunks / first.seconds) / (len(texts) / encode_seconds), 3),
+        "reingest_unchanged_seconds": round(again.seconds, 3),
+        "reingest_speedup": round(first.seconds / again.seconds, 1),
+    }
+
+
+def latency(embed, split: str, work: Path) -> dict:
+    """Hybrid query latency over 10k chunks, warm process, query embedding included; CLI start-up."""
+    rows = [json.loads(line) for line in (EVAL / "wice" / "claim_test.jsonl").open()]
+    docs = [{"id": f"w{i}-{j}", "source": f"w{i}", "heading": "", "text": s} for i, row in enumerate(rows) for j, s in enumerate(row["evidence"])][:10_000]
+    store = build_store(work / "latency", docs, embed)
+    queries = [row["claim"] for row in rows][:200]
+    for q in queries[:10]:
+        search(store, embed, q, 6, "hybrid")
+    times = []
+    for q in queries:
+        started = time.perf_counter()
+        search(store, embed, q, 6, "hybrid")
+        times.append((time.perf_counter() - started) * 1000)
+    cli = [sys.executable, "-m", "lantern"]
+    started = time.perf_counter()
+    subprocess.run(cli + ["--version"], check=True, capture_output=True)
+    version_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    subprocess.run(cli + ["--home", str(work / "ingest-home"), "search", "mitochondria in plant cell death", "--json"], capture_output=True)
+    search_seconds = time.perf_counter() - started
+    return {"chunks": store.count(), "queries": len(times), "p50_ms": round(float(np.percentile(times, 50)), 1),
+            "p95_ms": round(float(np.percentile(times, 95)), 1), "cli_version_seconds": round(version_seconds, 2),
+            "cli_search_seconds": round(search_seconds, 2)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--split", choices=["dev", "test"], default="test")
-    parser.add_argument("--only", choices=["climate_fever", "wice", "pubmedqa"], action="append")
+    parser.add_argument("--only", choices=["climate_fever", "wice", "pubmedqa", "ingestion", "latency"], action="append")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     embed = Embedder()
     result: dict = {"split": args.split, "machine": f"{os.cpu_count()} CPU cores, no GPU"}
     with tempfile.TemporaryDirectory() as tmp:
-        for name, fn in (("climate_fever", climate_fever), ("wice", wice), ("pubmedqa", pubmedqa)):
+        for name, fn in (("climate_fever", climate_fever), ("wice", wice), ("pubmedqa", pubmedqa), ("ingestion", ingestion), ("latency", latency)):
             if args.only and name not in args.only:
                 continue
             started = time.perf_counter()

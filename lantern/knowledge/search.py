@@ -10,6 +10,7 @@ This module knows nothing about files or ingestion.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal, Protocol
 
 from lantern.records import Evidence
@@ -18,6 +19,7 @@ SearchMode = Literal["hybrid", "vector", "text"]
 
 RRF_C = 60
 """The RRF constant: larger flattens the difference between ranks."""
+_POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lantern-fts")
 CANDIDATES_PER_RESULT = 5
 MIN_CANDIDATES = 50
 
@@ -80,13 +82,13 @@ def search(
     pool = max(MIN_CANDIDATES, CANDIDATES_PER_RESULT * k) if (mode == "hybrid" or reranker) else k
     if mode == "text":
         rows = store.text_search(query, pool, where)
+    elif mode == "vector":
+        rows = store.vector_search(list(map(float, embed([query])[0])), pool, where)
     else:
-        vector = embed([query])[0]
-        vector_rows = store.vector_search(list(map(float, vector)), pool, where)
-        if mode == "vector":
-            rows = vector_rows
-        else:
-            rows = rrf_fuse([vector_rows, store.text_search(query, pool, where)], [vector_weight, text_weight])
+        # The full-text search runs in LanceDB's native code while this thread embeds the query.
+        text_rows = _POOL.submit(store.text_search, query, pool, where)
+        vector_rows = store.vector_search(list(map(float, embed([query])[0])), pool, where)
+        rows = rrf_fuse([vector_rows, text_rows.result()], [vector_weight, text_weight])
     hits = [to_evidence(row) for row in rows]
     if reranker is not None:
         hits = reranker.rerank(query, hits)

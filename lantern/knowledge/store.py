@@ -32,8 +32,8 @@ log = logging.getLogger(__name__)
 
 FILES_TABLE = "files"
 META_TABLE = "meta"
-VECTOR_INDEX_MIN_ROWS = 20_000
-"""Below this many chunks, exact (flat) vector search is both faster and exact; above, an HNSW index is built."""
+VECTOR_INDEX_MIN_ROWS = 10_000
+"""Below this many chunks exact (flat) search is cheap (under ~10 ms for MiniLM vectors on 2 cores); from here on an HNSW index is built."""
 
 
 def chunk_model(dim: int) -> type[LanceModel]:
