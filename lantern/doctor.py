@@ -87,15 +87,20 @@ def check_knowledge_base(settings: Settings) -> DoctorCheck:
     if not path.exists():
         return DoctorCheck(name="knowledge base", ok=False, detail=f"{path}: empty; run `lantern ingest kb/`")
     try:
-        import lancedb
+        from lantern.knowledge.store import Store
 
-        db = lancedb.connect(path)
-        tables = db.list_tables().tables if hasattr(db, "list_tables") else db.table_names()
-        rows = db.open_table(settings.kb_table).count_rows() if settings.kb_table in tables else 0
+        store = Store(path, settings.kb_table)
+        rows, files, meta = store.count(), len(store.stored_files()), store.meta()
     except Exception as exc:
         return DoctorCheck(name="knowledge base", ok=False, detail=f"{path}: unreadable ({exc.__class__.__name__}: {exc})")
     size_mb = _dir_size(path) / 1e6
-    return DoctorCheck(name="knowledge base", ok=rows > 0, detail=f"{path}: {rows} chunks, {size_mb:.1f} MB")
+    detail = f"{path}: {files} files, {rows} chunks, {size_mb:.1f} MB"
+    if meta.get("embed_model") and meta["embed_model"] != settings.embed_model:
+        detail += f"; embedded with {meta['embed_model']}, not {settings.embed_model}: run `lantern ingest` to re-embed"
+        return DoctorCheck(name="knowledge base", ok=False, detail=detail)
+    if rows == 0:
+        detail += "; run `lantern ingest kb/`"
+    return DoctorCheck(name="knowledge base", ok=rows > 0, detail=detail)
 
 
 def check_mcp(settings: Settings) -> DoctorCheck:

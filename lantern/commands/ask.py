@@ -3,18 +3,11 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import typer
 
 from lantern.commands import common
 
-
-def _display(path: str) -> str:
-    try:
-        return str(Path(path).relative_to(Path.cwd()))
-    except ValueError:
-        return path
 
 
 def register(app: typer.Typer) -> None:
@@ -41,7 +34,7 @@ def register(app: typer.Typer) -> None:
                 streamed.append(text)
                 print(text, end="", flush=True)
 
-        result = answer(question, settings, on_token=on_token)
+        result = answer(question, settings, on_token=on_token, require_model=model is not None)
         if streamed:
             print("\n")
         for notice in result.notices:
@@ -59,7 +52,7 @@ def register(app: typer.Typer) -> None:
         for c in result.claims:
             print(f"  [{c.verdict.value} {c.confidence:.2f}] {c.claim}")
             quote = " ".join(c.evidence.split())
-            print(f"      {_display(c.source)}:{c.start_line}-{c.end_line}  \"{quote}\"")
+            print(f"      {common.display_path(c.source)}:{c.start_line}-{c.end_line}  \"{quote}\"")
         for c in result.dropped:
             print(f"  [dropped: {c.verdict.value} {c.confidence:.2f}] {c.claim}  (not supported by the documents)")
         timing = ", ".join(f"{k} {v:.2f}s" for k, v in result.timings.items())

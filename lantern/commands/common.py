@@ -32,6 +32,16 @@ def notice(message: str) -> None:
     print(message, file=sys.stderr)
 
 
+def display_path(path: str) -> str:
+    """A path as the user would type it: relative to the current folder when it is inside it."""
+    from pathlib import Path
+
+    try:
+        return str(Path(path).relative_to(Path.cwd()))
+    except ValueError:
+        return path
+
+
 def print_json(data: Any) -> None:
     print(json.dumps(data, indent=2, ensure_ascii=False, default=str))
 

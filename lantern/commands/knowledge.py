@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import typer
 
@@ -54,12 +53,6 @@ class _RichProgress:
         self.progress.stop()
 
 
-def _display(path: str) -> str:
-    try:
-        return str(Path(path).relative_to(Path.cwd()))
-    except ValueError:
-        return path
-
 
 def register(app: typer.Typer) -> None:
     @app.command(rich_help_panel="Knowledge base")
@@ -95,7 +88,7 @@ def register(app: typer.Typer) -> None:
             )
         else:
             for path, reason in report.failed:
-                common.notice(f"skipped {_display(path)}: {reason}")
+                common.notice(f"skipped {common.display_path(path)}: {reason}")
             rate = report.chunks / report.seconds if report.seconds else 0.0
             print(
                 f"{len(report.added)} added, {len(report.updated)} updated, {len(report.unchanged)} unchanged, "
@@ -130,7 +123,7 @@ def register(app: typer.Typer) -> None:
             common.print_json([hit.model_dump() for hit in hits])
             return
         for rank, hit in enumerate(hits, 1):
-            where = f"{_display(hit.source)}:{hit.start_line}-{hit.end_line}"
+            where = f"{common.display_path(hit.source)}:{hit.start_line}-{hit.end_line}"
             print(f"{rank}. {where}  score {hit.score:.4f}" + (f"  [{hit.heading}]" if hit.heading else ""))
             for line in hit.text.splitlines()[:6]:
                 print(f"   {line}")
@@ -148,7 +141,7 @@ def register(app: typer.Typer) -> None:
         if not files:
             print("The knowledge base is empty; add documents with `lantern ingest PATH`.")
         for f in files:
-            print(f"{f.n_chunks:6d} chunks  {f.size / 1024:8.1f} KiB  {f.format:8s}  {_display(f.path)}")
+            print(f"{f.n_chunks:6d} chunks  {f.size / 1024:8.1f} KiB  {f.format:8s}  {common.display_path(f.path)}")
 
     @kb_app.command("rm")
     def kb_rm(path: str = typer.Argument(..., help="A file or folder previously ingested.")) -> None:

@@ -68,6 +68,13 @@ class KnowledgeBase:
 
     def search(self, query: str, k: int | None = None, mode: SearchMode | None = None) -> list[Evidence]:
         self._check_embedder()
+        if self.reranker is None and self.settings.reranker:
+            from lantern.knowledge.search import CrossEncoderReranker
+
+            try:
+                self.reranker = CrossEncoderReranker(self.settings.reranker)
+            except Exception as exc:
+                raise KnowledgeBaseError(f"cannot load reranker {self.settings.reranker!r} ({exc.__class__.__name__}); give a local CrossEncoder folder or unset the reranker setting.") from exc
         return search(self.store, self.embed, query, k or self.settings.top_k, mode or self.settings.search_mode, self.reranker)
 
     def files(self) -> list[StoredFile]:

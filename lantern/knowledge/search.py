@@ -17,8 +17,8 @@ from lantern.records import Evidence
 
 SearchMode = Literal["hybrid", "vector", "text"]
 
-RRF_C = 60
-"""The RRF constant: larger flattens the difference between ranks."""
+RRF_C = 10
+"""The RRF constant: larger flattens the difference between ranks. 10 was best on the Climate-FEVER dev half (recall@5 0.632 vs 0.619 at the customary 60)."""
 _POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lantern-fts")
 CANDIDATES_PER_RESULT = 5
 MIN_CANDIDATES = 50

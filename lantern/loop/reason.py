@@ -13,7 +13,6 @@ This module knows nothing about retrieval or verification.
 
 from __future__ import annotations
 
-import time
 from typing import Any, Callable, Protocol
 
 import numpy as np
@@ -116,11 +115,14 @@ class LoopLMReasoner:
                      avg_exit_steps=float(np.mean(steps)) if steps else None, tokens=len(steps))
 
 
-def choose_reasoner(settings, embed: Callable[[list[str]], np.ndarray]) -> tuple[Reasoner, str | None]:
-    """(reasoner, notice): the LoopLM when its weights are here, else extractive with a one-time notice."""
-    from lantern.runtime.locate import locate
+def choose_reasoner(settings, embed: Callable[[list[str]], np.ndarray], require_model: bool = False) -> tuple[Reasoner, str | None]:
+    """(reasoner, notice): the LoopLM when its weights are here, else extractive with a one-time notice.
+    With `require_model` (the user named a model), missing weights are an error instead."""
+    from lantern.runtime.locate import locate, require
 
     found = locate(settings.model)
+    if found.path is None and require_model:
+        require(settings.model)  # raises ModelNotFound naming where it looked and what to run
     if found.path is None:
         return ExtractiveReasoner(embed), (
             f"The reasoning model {settings.model} is not installed, so this answer quotes the best evidence sentences "
@@ -130,7 +132,6 @@ def choose_reasoner(settings, embed: Callable[[list[str]], np.ndarray]) -> tuple
         from lantern.runtime import load
     except ImportError:
         return ExtractiveReasoner(embed), "The LoopLM runtime is not available in this build; answering extractively."
-    started = time.perf_counter()
-    lm = load(str(found.path), device=settings.device, dtype=settings.dtype)
-    _ = started
+    lm = load(str(found.path), device=settings.device, dtype=settings.dtype, int8=settings.int8)
+    lm.name = settings.model
     return LoopLMReasoner(lm, settings), None

@@ -35,6 +35,7 @@ def answer(
     verifier=None,
     tools: ToolRunner | None = None,
     on_token: Callable[[str], None] | None = None,
+    require_model: bool = False,
 ) -> Answer:
     prompts = load_prompts("answer", settings.prompts_dir)
     timings: dict[str, float] = {}
@@ -61,7 +62,7 @@ def answer(
 
     with stage("reason"):
         if reasoner is None:
-            reasoner, notice = choose_reasoner(settings, kb.embed)
+            reasoner, notice = choose_reasoner(settings, kb.embed, require_model)
             if notice:
                 result.notices.append(notice)
         if tools is None and settings.mcp_servers:

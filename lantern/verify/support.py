@@ -7,9 +7,10 @@ Layers, cheapest first:
    (a compound claim is only as supported as its least supported part);
 4. judgement: an optional `judge(claim, evidence) -> P(supported)` (the loaded LoopLM as a yes/no
    judge, or an NLI model), averaged in log-odds with the feature score when present.
-Layers 1-3 become a feature vector; a logistic regression fitted on the dev halves of WiCE and
-Climate-FEVER (bench/verifier.py --fit, weights in verifier_weights.json beside this module)
-turns it into a confidence in [0, 1].
+Layers 1-3 become a feature vector; two sign-constrained logistic regressions, one fitted on the
+Climate-FEVER dev half (is the evidence about the claim?) and one on the WiCE dev half (is every
+detail there?), multiply into a confidence in [0, 1] (bench/verifier.py --fit writes them to
+verifier_weights.json beside this module).
 
 This module knows nothing about retrieval or the answer loop: it gets a claim and candidate
 passages, and returns the checked Claim record with its best-supporting verbatim quote.
@@ -164,16 +165,41 @@ class Calibration:
     def confidence(self, feats: np.ndarray) -> np.ndarray:
         return 1.0 / (1.0 + np.exp(-self.logit(feats)))
 
-    def save(self, path: Path, info: dict | None = None) -> None:
-        path.write_text(json.dumps({"features": FEATURES, "mean": self.mean.tolist(), "scale": self.scale.tolist(),
-                                    "coef": self.coef.tolist(), "bias": self.bias, "info": info or {}}, indent=1) + "\n")
+    def to_dict(self) -> dict:
+        return {"mean": self.mean.tolist(), "scale": self.scale.tolist(), "coef": self.coef.tolist(), "bias": self.bias}
 
     @classmethod
-    def load(cls, path: Path = WEIGHTS_PATH) -> "Calibration":
-        data = json.loads(path.read_text())
-        if data["features"] != FEATURES:
-            raise ValueError(f"{path} was fitted on other features; refit with `python bench/verifier.py --fit`.")
+    def from_dict(cls, data: dict) -> "Calibration":
         return cls(np.array(data["mean"]), np.array(data["scale"]), np.array(data["coef"]), float(data["bias"]))
+
+
+@dataclass
+class SupportModel:
+    """Confidence = P(the evidence is about the claim) x P(every detail of the claim is in it).
+
+    The two factors are fitted on different data because each dataset teaches one of them:
+    `relevant` on Climate-FEVER dev pairs (is this sentence evidence for the claim at all?),
+    `complete` on WiCE dev claims (the article is always on topic; is every part supported?).
+    Alone, `complete` would accept any claim without names or numbers; alone, `relevant` misses
+    a wrong date in an on-topic sentence.
+    """
+
+    relevant: Calibration
+    complete: Calibration
+
+    def confidence(self, feats: np.ndarray) -> np.ndarray:
+        return self.relevant.confidence(feats) * self.complete.confidence(feats)
+
+    def save(self, path: Path, info: dict | None = None) -> None:
+        data = {"features": FEATURES, "relevant": self.relevant.to_dict(), "complete": self.complete.to_dict(), "info": info or {}}
+        path.write_text(json.dumps(data, indent=1) + "\n")
+
+    @classmethod
+    def load(cls, path: Path = WEIGHTS_PATH) -> "SupportModel":
+        data = json.loads(path.read_text())
+        if data.get("features") != FEATURES or "relevant" not in data:
+            raise ValueError(f"{path} was fitted on other features; refit with `python bench/verifier.py --fit`.")
+        return cls(Calibration.from_dict(data["relevant"]), Calibration.from_dict(data["complete"]))
 
 
 def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1.0, steps: int = 3000, lr: float = 0.1, balanced: bool = True,
@@ -197,7 +223,7 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1.0, steps: int = 300
 class Verifier:
     """Checks claims against passages; `check` returns the Claim tuple with a verbatim quote."""
 
-    def __init__(self, embed: Callable[[list[str]], np.ndarray], calibration: Calibration, min_support: float = 0.5, judge: Judge | None = None) -> None:
+    def __init__(self, embed: Callable[[list[str]], np.ndarray], calibration: SupportModel, min_support: float = 0.25, judge: Judge | None = None) -> None:
         self.embed = embed
         self.calibration = calibration
         self.min_support = min_support
@@ -212,7 +238,7 @@ class Verifier:
         def embed(texts: list[str]) -> np.ndarray:
             return model.encode(texts, batch_size=32, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
 
-        return cls(embed, Calibration.load(), settings.min_support, judge)
+        return cls(embed, SupportModel.load(), settings.min_support, judge)
 
     def check(self, claim: str, passages: list[Evidence], citations: list[int] | None = None) -> Claim:
         """Verify `claim` against the cited passages (1-based), or all passages when it cites none."""

@@ -127,3 +127,18 @@ def test_a_killed_ingest_loses_nothing_and_a_rerun_finishes(tmp_path):
     kb = KnowledgeBase.open(load_settings({"home": home}))
     assert len(kb.files()) == 123 and kb.count() == 4 + 120
     assert len({hit.chunk_id for hit in kb.search("note", k=200, mode="text")}) == len(kb.search("note", k=200, mode="text"))
+
+
+def test_a_pluggable_reranker_reorders_results(kb, tmp_path):
+    docs = write_docs(tmp_path / "docs")
+    kb.ingest([docs])
+
+    class PreferCats:
+        def rerank(self, query, hits):
+            return sorted(hits, key=lambda h: "Cats" not in h.text)
+
+    kb.reranker = PreferCats()
+    assert kb.search("vectors on local disk", k=1)[0].source.endswith("cats.txt")
+    broken = KnowledgeBase.open(load_settings({"reranker": str(tmp_path / "no-such-model")}))
+    with pytest.raises(KnowledgeBaseError, match="reranker"):
+        broken.search("cats")

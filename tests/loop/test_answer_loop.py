@@ -68,7 +68,7 @@ def numbered(result, needle):
 
 def test_cited_supported_answer(kb):
     settings = load_settings()
-    probe = answer("When does Ouro stop looping?", settings, kb=kb, reasoner=ScriptedReasoner("placeholder"))
+    probe = answer("When does Ouro stop looping?", settings, kb=kb, reasoner=ScriptedReasoner("placeholder", "placeholder"))
     n = numbered(probe, "cumulative exit probability")
     reply = f"The model stops looping once the cumulative exit probability reaches the threshold [{n}]."
     result = answer("When does Ouro stop looping?", settings, kb=kb, reasoner=ScriptedReasoner(reply))
@@ -172,3 +172,13 @@ def test_end_to_end_with_a_tiny_random_checkpoint(kb, tmp_path):
     assert result.status in ("answered", "partial", "not_in_kb")
     assert {"remember", "reason", "verify", "total"} <= set(result.timings)
     assert_citations_valid(result)
+
+
+def test_a_named_model_that_is_missing_is_an_error_not_a_silent_fallback(kb, tmp_path):
+    from lantern.errors import ModelNotFound
+
+    settings = load_settings({"model": str(tmp_path / "no-model-here")})
+    with pytest.raises(ModelNotFound, match="no checkpoint"):
+        answer("When does Ouro stop looping?", settings, kb=kb, require_model=True)
+    fallback = answer("When does Ouro stop looping?", load_settings(), kb=kb)
+    assert fallback.model == "extractive" and "lantern model pull" in fallback.notices[0]

@@ -5,7 +5,7 @@ import pytest
 
 from lantern.records import Evidence
 from lantern.settings import load_settings
-from lantern.verify.support import Calibration, Verifier, claim_parts, entities, fit_logistic, has_negation, numbers
+from lantern.verify.support import Calibration, SupportModel, Verifier, claim_parts, entities, fit_logistic, has_negation, numbers
 
 
 def passage(text, line=10):
@@ -36,6 +36,12 @@ def test_unrelated_claim_is_not_supported(verifier):
     assert claim.verdict != "supported" and claim.confidence < 0.5
 
 
+def test_off_topic_claim_without_names_or_numbers_is_not_supported(verifier):
+    evidence = [passage("# Looped language models and early exit\nThe exit gate is a sigmoid unit.")]
+    for claim in ("fledim fledim fledim fledim fledim", "the weather is pleasant and the food tastes good"):
+        assert verifier.check(claim, evidence, [1]).verdict != "supported"
+
+
 def test_confidence_rises_with_support(verifier):
     evidence = [passage("Ouro was trained on 7.7 trillion tokens by ByteDance in 2025.")]
     exact = verifier.check("Ouro was trained on 7.7 trillion tokens.", evidence).confidence
@@ -51,4 +57,5 @@ def test_sign_constrained_fit_is_monotone():
     signs = np.array([1, 1, 1, 1, 1, 1, 1, -1, -1])
     cal = fit_logistic(x, y, signs=signs)
     assert np.all(cal.coef * signs >= 0) and cal.coef[0] > 0 and cal.coef[7] < 0
-    assert isinstance(Calibration.load(), Calibration)
+    model = SupportModel.load()
+    assert isinstance(model.relevant, Calibration) and isinstance(model.complete, Calibration)
