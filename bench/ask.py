@@ -74,7 +74,7 @@ def main() -> None:
         "statuses": {s: statuses.count(s) for s in sorted(set(statuses))},
         "citation_validity": f"{valid}/{cited}" + (f" ({100 * valid / cited:.0f}%)" if cited else ""),
         "median_seconds_per_stage": {k: round(statistics.median(v), 4) for k, v in stages.items()},
-        "note": "the first question also pays for loading the embedder; medians exclude that effect",
+        "note": "the first question also pays for loading the embedder (and the model); the medians are not moved by it",
         "machine": f"{os.cpu_count()} CPU cores, no GPU",
     }
     print(json.dumps(report, indent=None if args.json else 1))

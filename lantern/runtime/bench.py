@@ -162,6 +162,14 @@ def run(model: str | None, shape: str | None, prompt_len: int, new_tokens: int, 
         plain = load(path, device=device, dtype=dtype)
         prompts = [torch.randint(3, min(lm.config.vocab_size, 4096), (1, 32), generator=gen).to(dev) for _ in range(4)]
         result |= int8_agreement(plain, lm, prompts)
+        if dtype != "float32":
+            # The noise floor: how much plain bf16 rounding alone moves the same logits (vs float32).
+            # Random weights make the 96 layer applications chaotic, so both numbers are pessimistic.
+            exact = load(path, device=device, dtype="float32")
+            control = int8_agreement(exact, plain, prompts)
+            result |= {f"{dtype}_vs_float32_top1_agreement": control["int8_top1_agreement"],
+                       f"{dtype}_vs_float32_logits_rel_error": control["int8_logits_rel_error"]}
+            del exact
         del plain
     result["peak_mem_mb"] = round(peak_rss_mb() if dev.type == "cpu" else torch.cuda.max_memory_allocated() / 2**20, 1)
     return result
