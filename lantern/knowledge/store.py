@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from lancedb.pydantic import LanceModel, Vector
-from pydantic import BaseModel
 
 from lantern.errors import KnowledgeBaseError
 
@@ -54,28 +53,25 @@ def chunk_model(dim: int) -> type[LanceModel]:
     return ChunkRow
 
 
-class FileRow(LanceModel):
+class StoredFile(LanceModel):
+    """What the knowledge base records about one ingested file (a files-table row without its text)."""
+
     path: str
     file_hash: str
     size: int
     format: str
     n_chunks: int
     ingested_at: str
+
+
+class FileRow(StoredFile):
     content: str
+    """The text the file's chunks were cut from, so any quote can be checked verbatim."""
 
 
 class MetaRow(LanceModel):
     key: str
     value: str
-
-
-class StoredFile(BaseModel):
-    path: str
-    file_hash: str
-    size: int
-    format: str
-    n_chunks: int
-    ingested_at: str
 
 
 def sql_str(value: str) -> str:
