@@ -6,9 +6,12 @@ memory peak), then measures, batch 1, greedy, EOS ignored:
 - prefill tok/s (prompt_len / time to the first token) and decode tok/s over the new tokens;
 - avg_exit_steps (1-based loop steps per decoded token) and, with `--gate-bias`, DEEP's savings
   on untrained weights;
-- achieved_gbps: weight and KV bytes the decode really read per second;
-- gemv_gbps: the same weight matrices as bare matrix-vector products in the same run (the
-  memory-bound ceiling of batch-1 decode on this machine) and decode as a fraction of it;
+- achieved_gbps: weight and KV bytes the decode really read per second (mean over the run, and
+  the median token's);
+- gemv_gbps: the same weight matrices as bare matrix-vector products, one pass between every two
+  decoded tokens (the memory-bound ceiling of batch-1 decode on this machine, median pass), and
+  fraction_of_gemv_ceiling: the median over tokens of (token GB/s / the pass just before it), so a
+  shared machine's slow moments hit both sides of the ratio;
 - peak memory (RSS on CPU, allocated on CUDA) and load time and load peak / weight bytes;
 - with `--int8`, top-1 agreement of the int8 model with the unquantized one over fixed prompts.
 `--mode both` runs FAST then DEEP in one process and reports the DEEP speed-up against 4/d.
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -52,55 +56,74 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def gemv_ceiling(model, device: torch.device, repeats: int = 3) -> float:
-    """GB/s of bare matrix-vector products over all layer projections and the head (same kernels as decode)."""
-    linears = [m for m in model.model.layers.modules() if hasattr(m, "in_features") and not isinstance(m, nn.Embedding)]
-    linears.append(model.lm_head)
-    dtype = model.model.embed_tokens.weight.dtype
-    inputs = {m.in_features: torch.randn(1, 1, m.in_features, dtype=dtype, device=device) for m in linears}
-    total = sum(weight_bytes(m) for m in linears)
-    with torch.inference_mode():
-        for m in linears:
-            m(inputs[m.in_features])
-        _sync(device)
-        best = float("inf")
-        for _ in range(repeats):
-            started = time.perf_counter()
-            for m in linears:
-                m(inputs[m.in_features])
-            _sync(device)
-            best = min(best, time.perf_counter() - started)
-    return total / best / 1e9
+class GemvCeiling:
+    """Bare matrix-vector products over every layer projection and the head, with the same weights
+    and kernels as decode: one `run_pass()` reads all of them once and returns its GB/s."""
+
+    def __init__(self, model, device: torch.device) -> None:
+        self.linears = [m for m in model.model.layers.modules() if hasattr(m, "in_features") and not isinstance(m, nn.Embedding)]
+        self.linears.append(model.lm_head)
+        dtype = model.model.embed_tokens.weight.dtype
+        self.inputs = {m.in_features: torch.randn(1, 1, m.in_features, dtype=dtype, device=device) for m in self.linears}
+        self.bytes = sum(weight_bytes(m) for m in self.linears)
+        self.device = device
+
+    @torch.inference_mode()
+    def run_pass(self) -> float:
+        _sync(self.device)
+        started = time.perf_counter()
+        for m in self.linears:
+            m(self.inputs[m.in_features])
+        _sync(self.device)
+        return self.bytes / (time.perf_counter() - started) / 1e9
 
 
-def decode_run(lm, prompt: torch.Tensor, new_tokens: int, mode: str, threshold: float) -> dict[str, Any]:
+def decode_run(lm, prompt: torch.Tensor, new_tokens: int, mode: str, threshold: float, ceiling: GemvCeiling | None = None) -> dict[str, Any]:
+    """Greedy decode, timing every token. With `ceiling`, one GEMV pass runs between tokens (outside
+    the tokens' time), so each token is compared with the machine's bandwidth at that moment."""
     opts = GenerationOptions(max_new_tokens=new_tokens, mode=mode, exit_threshold=threshold, stop_ids=set())
     device = lm.device
     _sync(device)
     started = time.perf_counter()
-    tokens = []
-    for out in generate(lm.model, None, prompt, opts):
+    tokens, per_token_seconds, ceilings = [], [], []
+    resumed = started
+    for out in generate(lm.model, None, prompt, opts):  # the next token is computed only when resumed
         _sync(device)
-        tokens.append((out[0], time.perf_counter()))
-    first_at = tokens[0][1] - started
-    decode_seconds = tokens[-1][1] - tokens[0][1]
-    decoded = [t for t, _ in tokens[1:]]
+        now = time.perf_counter()
+        if tokens:
+            per_token_seconds.append(now - resumed)
+        tokens.append(out[0])
+        if ceiling is not None and len(tokens) < new_tokens:
+            ceilings.append(ceiling.run_pass())
+        resumed = time.perf_counter()
+        if len(tokens) == 1:
+            first_at = now - started
+    decode_seconds = sum(per_token_seconds)
+    decoded = tokens[1:]
     config = lm.config
     layer_bytes = weight_bytes(lm.model.model.layers) + weight_bytes(lm.model.model.norm) + weight_bytes(lm.model.model.early_exit_gate)
     head_bytes = weight_bytes(lm.model.lm_head)
     kv_per_position = 2 * config.num_key_value_heads * config.head_dim * lm.model.model.embed_tokens.weight.element_size()
-    read = 0
+    per_token_bytes = []
     for i, token in enumerate(decoded):
         context = prompt.shape[1] + i + 1
         steps = token.exit_step + 1
-        read += steps * (layer_bytes + config.num_hidden_layers * kv_per_position * context) + head_bytes
+        per_token_bytes.append(steps * (layer_bytes + config.num_hidden_layers * kv_per_position * context) + head_bytes)
     avg_steps = sum(t.exit_step + 1 for t in decoded) / max(len(decoded), 1)
+    if not decoded:
+        return {"mode": mode, "prefill_tok_s": round(prompt.shape[1] / first_at, 2), "decode_tok_s": None,
+                "avg_exit_steps": None, "achieved_gbps": None, "achieved_gbps_median": None}
     return {
         "mode": mode,
         "prefill_tok_s": round(prompt.shape[1] / first_at, 2),
-        "decode_tok_s": round(len(decoded) / decode_seconds, 3) if decoded else None,
+        "decode_tok_s": round(len(decoded) / decode_seconds, 3),
+        "decode_tok_s_median": round(1 / statistics.median(per_token_seconds), 3),
         "avg_exit_steps": round(avg_steps, 3),
-        "achieved_gbps": round(read / decode_seconds / 1e9, 2) if decoded else None,
+        "achieved_gbps": round(sum(per_token_bytes) / decode_seconds / 1e9, 2),
+        "achieved_gbps_median": round(statistics.median(b / t for b, t in zip(per_token_bytes, per_token_seconds)) / 1e9, 2),
+        # Each token against the GEMV pass run just before it, so a shared machine's slow moments hit both.
+        "fraction_of_gemv_ceiling": round(statistics.median(b / t / 1e9 / c for b, t, c in zip(per_token_bytes, per_token_seconds, ceilings)), 3) if ceilings else None,
+        "gemv_gbps": round(statistics.median(ceilings), 2) if ceilings else None,
     }
 
 
@@ -139,6 +162,8 @@ def run(model: str | None, shape: str | None, prompt_len: int, new_tokens: int, 
     gen = torch.Generator().manual_seed(0)
     prompt = torch.randint(3, min(lm.config.vocab_size, 4096), (1, prompt_len), generator=gen).to(dev)
     decode_run(lm, prompt[:, :8], 3, "fast", threshold)  # warm-up: kernels, allocator, page cache
+    ceiling = GemvCeiling(lm.model, dev)
+    ceiling.run_pass()
     result: dict[str, Any] = {
         "model": str(path), "shape": shape, "dtype": dtype, "int8": int8, "device": _device_name(dev),
         "threads": torch.get_num_threads(), "prompt_len": prompt_len, "new_tokens": new_tokens, "gate_bias": gate_bias,
@@ -146,11 +171,8 @@ def run(model: str | None, shape: str | None, prompt_len: int, new_tokens: int, 
         "load_peak_over_weights": round(load_peak * 2**20 / weights, 3) if dev.type == "cpu" else None,
     }
     modes = ["fast", "deep"] if mode == "both" else [mode]
-    runs = {m: decode_run(lm, prompt, new_tokens, m, threshold) for m in modes}
-    ceiling = gemv_ceiling(lm.model, dev)
-    for m, r in runs.items():
-        r["fraction_of_gemv_ceiling"] = round(r["achieved_gbps"] / ceiling, 3) if r["achieved_gbps"] else None
-    result["gemv_gbps"] = round(ceiling, 2)
+    runs = {m: decode_run(lm, prompt, new_tokens, m, threshold, ceiling) for m in modes}
+    result["gemv_gbps"] = statistics.median(r["gemv_gbps"] for r in runs.values() if r["gemv_gbps"])
     if mode == "both":
         result["runs"] = runs
         d = runs["deep"]["avg_exit_steps"]

