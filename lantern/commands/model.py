@@ -61,6 +61,7 @@ def register(app: typer.Typer) -> None:
         threshold: float = typer.Option(None, "--exit-threshold", help="Q-exit threshold (default: the exit_threshold setting)."),
         dtype: str = typer.Option(None, "--dtype", help="bfloat16, float16 or float32 (default: the dtype setting)."),
         threads: int = typer.Option(None, "--threads", help="CPU threads (default: torch's choice)."),
+        rounds: int = typer.Option(3, "--rounds", min=1, help="With --mode both: FAST/DEEP pairs; the speed-up is their median."),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
     ) -> None:
         """Benchmark the LoopLM runtime: decode/prefill tok/s, exit depth, GB/s against the GEMV ceiling, memory.
@@ -75,7 +76,7 @@ def register(app: typer.Typer) -> None:
         settings = common.settings()
         result = runtime_bench.run(
             None if shape else (model or settings.model), shape, prompt_len, new_tokens, mode, int8, gate_bias,
-            settings.exit_threshold if threshold is None else threshold, settings.device, dtype or settings.dtype, settings.home, threads,
+            settings.exit_threshold if threshold is None else threshold, settings.device, dtype or settings.dtype, settings.home, threads, rounds,
         )
         if as_json:
             print(__import__("json").dumps(result))
