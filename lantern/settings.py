@@ -94,6 +94,8 @@ class Settings(BaseSettings):
     """Confidence at or above which a claim counts as supported (0.25 maximised balanced accuracy on the WiCE and Climate-FEVER dev halves)."""
     converge_rounds: int = Field(1, ge=0)
     """How many times unsupported claims are re-generated with the verifier's feedback before being dropped."""
+    model_judge: bool = True
+    """Also ask the reasoning LoopLM, when one is loaded, whether each claim's evidence supports it (a yes/no judgement combined with the feature score)."""
     verifier_model: str | None = None
     """Optional NLI / fact-checking model (id or path, e.g. a MiniCheck or HHEM checkpoint) used as an extra verifier layer when installed."""
 

@@ -91,7 +91,12 @@ def answer(
         if verifier is None:
             from lantern.verify.support import Verifier
 
-            verifier = Verifier.from_settings(settings)
+            judge = None
+            if settings.model_judge and hasattr(reasoner, "lm"):
+                from lantern.verify.judge import LoopLMJudge
+
+                judge = LoopLMJudge(reasoner.lm, prompts["judge"], settings.exit_threshold)
+            verifier = Verifier.from_settings(settings, judge=judge)
         claims = verify(draft, evidence, verifier, prompts["refusal_markers"])
     steps = [draft.avg_exit_steps] if draft.avg_exit_steps else []
 

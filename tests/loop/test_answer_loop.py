@@ -182,3 +182,14 @@ def test_a_named_model_that_is_missing_is_an_error_not_a_silent_fallback(kb, tmp
         answer("When does Ouro stop looping?", settings, kb=kb, require_model=True)
     fallback = answer("When does Ouro stop looping?", load_settings(), kb=kb)
     assert fallback.model == "extractive" and "lantern model pull" in fallback.notices[0]
+
+
+def test_loaded_looplm_also_judges_claims(tmp_path):
+    from lantern.runtime import load
+    from lantern.runtime.testing import make_random_checkpoint
+    from lantern.verify.judge import LoopLMJudge
+
+    lm = load(make_random_checkpoint(tmp_path / "ouro-tiny", "tiny", seed=2), dtype="float32")
+    judge = LoopLMJudge(lm, "Passage: {evidence}\nClaim: {claim}\nSupported? yes or no.")
+    p = judge("Ouro loops four times.", "Ouro applies its layers four times per token.")
+    assert 0.0 < p < 1.0 and judge.yes and judge.no and not set(judge.yes) & set(judge.no)
