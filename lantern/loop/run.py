@@ -92,7 +92,11 @@ def answer(
             from lantern.verify.support import Verifier
 
             judge = None
-            if settings.model_judge and hasattr(reasoner, "lm"):
+            if settings.verifier_model:
+                from lantern.verify.judge import CrossEncoderJudge
+
+                judge = CrossEncoderJudge(settings.verifier_model)
+            elif settings.model_judge and hasattr(reasoner, "lm"):
                 from lantern.verify.judge import LoopLMJudge
 
                 judge = LoopLMJudge(reasoner.lm, prompts["judge"], settings.exit_threshold)

@@ -39,3 +39,36 @@ class LoopLMJudge:
         yes = torch.logsumexp(last[self.yes], dim=0)
         no = torch.logsumexp(last[self.no], dim=0)
         return float(torch.sigmoid(yes - no))
+
+
+class CrossEncoderJudge:
+    """An NLI or fact-checking cross-encoder (sentence-transformers CrossEncoder: an id in the HF
+    cache or a local folder), read as P(the evidence entails the claim).
+
+    Three-way NLI heads use the label whose name contains "entail"; single-output heads (fact
+    checkers that score consistency) are read through a sigmoid.
+    """
+
+    def __init__(self, model: str) -> None:
+        from sentence_transformers import CrossEncoder
+
+        from lantern.errors import LanternError
+
+        try:
+            self.model = CrossEncoder(model, device="cpu")
+        except Exception as exc:
+            raise LanternError(
+                f"cannot load verifier_model {model!r} ({exc.__class__.__name__}); give a local CrossEncoder folder "
+                f"or a model id already in the HF cache, or unset verifier_model."
+            ) from exc
+        labels = {int(i): name.lower() for i, name in (self.model.config.id2label or {}).items()}
+        self.entail = next((i for i, name in labels.items() if "entail" in name), None)
+        if self.model.config.num_labels > 1 and self.entail is None:
+            raise LanternError(f"verifier_model {model!r} has no 'entailment' label ({', '.join(labels.values())}); use an NLI model.")
+
+    def __call__(self, claim: str, evidence: str) -> float:
+        raw = self.model.predict([(evidence, claim)], activation_fn=torch.nn.Identity(), convert_to_numpy=True, show_progress_bar=False)
+        scores = torch.as_tensor(raw)[0]
+        if scores.numel() == 1:
+            return float(torch.sigmoid(scores.reshape(())))
+        return float(torch.softmax(scores.float(), dim=-1)[self.entail])
