@@ -169,6 +169,40 @@ def stop_token_ids(snapshot: Path, tokenizer) -> set[int]:
     return ids
 
 
+def int8_artifact(snapshot: Path) -> Path:
+    """Where the int8 weights of this exact checkpoint (path, sizes, times) are kept."""
+    import hashlib
+
+    from lantern.settings import default_home
+
+    files = sorted(p for p in snapshot.iterdir() if p.name.endswith(".safetensors"))
+    key = "|".join(f"{p.resolve()}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in files)
+    return default_home() / "quantized" / hashlib.sha1(key.encode()).hexdigest()[:16] / "model-int8.safetensors"
+
+
+def _make_int8(model, snapshot: Path) -> None:
+    """int8 weights from the saved artifact when there is a good one, else quantize now and save them."""
+    from safetensors.torch import save_file
+
+    from lantern.runtime.quantize import apply_int8, quantize_int8
+
+    artifact = int8_artifact(snapshot)
+    if artifact.exists():
+        try:
+            if apply_int8(model, read_safetensors(artifact)):
+                return
+        except CheckpointError as exc:
+            log.warning("ignoring unusable int8 artifact %s: %s", artifact, exc)
+    tensors = quantize_int8(model)
+    try:
+        artifact.parent.mkdir(parents=True, exist_ok=True)
+        partial = artifact.with_suffix(".partial")
+        save_file(tensors, str(partial), metadata={"format": "pt", "quantization": "int8 weight-only, per output channel"})
+        partial.replace(artifact)  # atomic: a killed save never leaves a half artifact under the real name
+    except OSError as exc:
+        log.warning("could not save int8 weights to %s (%s); they will be quantized again next time", artifact, exc)
+
+
 def load(path_or_id: str | Path, device: str | torch.device = "cpu", dtype: str | torch.dtype = torch.bfloat16, int8: bool = False):
     """Load an Ouro snapshot (directory, HF id or short name) as a LoopLM ready to generate."""
     from lantern.runtime.lm import LoopLM
@@ -188,8 +222,6 @@ def load(path_or_id: str | Path, device: str | torch.device = "cpu", dtype: str 
     model.load_state_dict(state, assign=True, strict=True)
     model.eval().requires_grad_(False)
     if int8:
-        from lantern.runtime.quantize import quantize_int8
-
-        quantize_int8(model)
+        _make_int8(model, snapshot)
     tokenizer = load_tokenizer(snapshot)
     return LoopLM(model, tokenizer, config, name=str(path_or_id), stop_ids=stop_token_ids(snapshot, tokenizer), snapshot=snapshot)

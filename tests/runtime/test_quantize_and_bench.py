@@ -30,7 +30,8 @@ def test_quantize_int8_keeps_the_exit_gate_exact():
     from lantern.runtime.config import preset
     from lantern.runtime.model import OuroForCausalLM
 
-    model = quantize_int8(OuroForCausalLM(preset("tiny")))
+    model = OuroForCausalLM(preset("tiny"))
+    quantize_int8(model)
     assert isinstance(model.lm_head, Int8Linear) and isinstance(model.model.layers[0].mlp.up_proj, Int8Linear)
     assert isinstance(model.model.early_exit_gate, nn.Linear)
 
@@ -48,3 +49,22 @@ def test_lantern_bench_prints_the_promised_fields(tmp_path):
     for run in result["runs"].values():
         assert {"decode_tok_s", "prefill_tok_s", "avg_exit_steps", "achieved_gbps", "fraction_of_gemv_ceiling"} <= set(run)
     assert result["runs"]["fast"]["avg_exit_steps"] == 4.0 and result["runs"]["deep"]["avg_exit_steps"] < 4.0
+
+
+def test_int8_weights_are_saved_once_and_reused(tmp_path):
+    from lantern.runtime import load
+    from lantern.runtime.loader import int8_artifact
+    from lantern.runtime.testing import make_random_checkpoint
+
+    checkpoint = make_random_checkpoint(tmp_path / "ckpt", "tiny", seed=4)
+    first = load(checkpoint, int8=True)
+    artifact = int8_artifact(checkpoint)
+    assert artifact.exists()
+    stamp = artifact.stat().st_mtime_ns
+    second = load(checkpoint, int8=True)
+    assert artifact.stat().st_mtime_ns == stamp  # reused, not rewritten
+    ids = first.encode("Ouro loops four times")
+    assert [t.id for t in first.generate(ids, max_new_tokens=8)] == [t.id for t in second.generate(ids, max_new_tokens=8)]
+    artifact.write_bytes(b"garbage")  # a corrupt artifact is replaced, never trusted
+    third = load(checkpoint, int8=True)
+    assert [t.id for t in third.generate(ids, max_new_tokens=8)] == [t.id for t in first.generate(ids, max_new_tokens=8)]
