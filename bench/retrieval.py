@@ -46,12 +46,13 @@ class Embedder:
         return self.model.encode(texts, batch_size=64, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
 
 
-def build_store(folder: Path, docs: list[dict], embed) -> Store:
+def build_store(folder: Path, docs: list[dict], embed, vectors=None) -> Store:
     """A Lantern store holding `docs` (dicts with id, source, heading, text) as chunks."""
     store = Store(folder)
     dim = 384
     table = store.create_chunks_table("all-MiniLM-L6-v2", dim)
-    vectors = embed([embedding_input(d["heading"], d["text"]) for d in docs])
+    if vectors is None:
+        vectors = embed([embedding_input(d["heading"], d["text"]) for d in docs])
     rows = [
         {"chunk_id": d["id"], "source": d["source"], "file_hash": "bench", "heading": d["heading"], "text": d["text"],
          "search_text": embedding_input(d["heading"], d["text"]), "start_line": 1, "end_line": 1, "vector": list(map(float, v))}
@@ -64,11 +65,12 @@ def build_store(folder: Path, docs: list[dict], embed) -> Store:
     return store
 
 
-def build_naive(folder: Path, docs: list[dict], embed):
+def build_naive(folder: Path, docs: list[dict], embed, vectors=None):
     import lancedb
 
     db = lancedb.connect(str(folder))
-    vectors = embed([d["text"] for d in docs])
+    if vectors is None:
+        vectors = embed([d["text"] for d in docs])
     table = db.create_table("naive", data=[{"id": d["id"], "source": d["source"], "text": d["text"], "vector": list(map(float, v))} for d, v in zip(docs, vectors)])
     table.create_fts_index("text")
     return table
@@ -116,8 +118,11 @@ def climate_fever(embed, split: str, work: Path) -> dict:
 def wice(embed, split: str, work: Path) -> dict:
     rows = halves([json.loads(line) for line in (EVAL / "wice" / "claim_test.jsonl").open()], split)
     docs = [{"id": f"w{i}-{j}", "source": f"w{i}", "heading": "", "text": s} for i, row in enumerate(rows) for j, s in enumerate(row["evidence"])]
-    store, naive = build_store(work / "wice", docs, embed), build_naive(work / "wice-naive", docs, embed)
-    vectors = {d["id"]: v for d, v in zip(docs, embed([d["text"] for d in docs]))}
+    # No headings here, so Lantern's chunk text and the naive row text are the same: embed once.
+    sentence_vectors = embed([d["text"] for d in docs])
+    store = build_store(work / "wice", docs, embed, sentence_vectors)
+    naive = build_naive(work / "wice-naive", docs, embed, sentence_vectors)
+    vectors = {d["id"]: v for d, v in zip(docs, sentence_vectors)}
     shares = {"lantern": [], "naive_vector": [], "naive_hybrid": []}
     for i, row in enumerate(rows):
         gold = {f"w{i}-{j}" for group in row["supporting_sentences"] for j in group}
@@ -138,7 +143,9 @@ def pubmedqa(embed, split: str, work: Path) -> dict:
     docs = [{"id": key, "source": key, "heading": "", "text": " ".join(item["CONTEXTS"])} for key, item in data.items()]
     test_keys = set(json.loads((EVAL / "pubmedqa" / "test_ground_truth.json").read_text()))
     keys = [k for k in data if (k in test_keys) == (split == "test")]
-    store, naive = build_store(work / "pm", docs, embed), build_naive(work / "pm-naive", docs, embed)
+    abstract_vectors = embed([d["text"] for d in docs])  # no headings: one embedding serves both
+    store = build_store(work / "pm", docs, embed, abstract_vectors)
+    naive = build_naive(work / "pm-naive", docs, embed, abstract_vectors)
     out = {"questions": len(keys)}
     for name, run in (("lantern", lambda q: lantern_search(store, embed, q, 5)), ("naive", lambda q: naive_search(naive, embed, q, 5))):
         ranked = {k: run(data[k]["QUESTION"]) for k in keys}

@@ -27,6 +27,7 @@ class KnowledgeBase:
         self.store = store
         self.reranker: Reranker | None = None
         self._embedder = None
+        self._query_vectors: dict = {}
 
     @classmethod
     def open(cls, settings: Settings | None = None) -> "KnowledgeBase":
@@ -44,6 +45,20 @@ class KnowledgeBase:
 
     def embed(self, texts: list[str]) -> list[list[float]]:
         return self.embedder.encode(texts, batch_size=32, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
+
+    def embed_query(self, query: str):
+        """The query's unit vector, computed once per query (search and relevance both need it)."""
+        if query not in self._query_vectors:
+            if len(self._query_vectors) >= 64:
+                self._query_vectors.pop(next(iter(self._query_vectors)))
+            self._query_vectors[query] = self.embed([query])[0]
+        return self._query_vectors[query]
+
+    def relevance(self, query: str, hits: list[Evidence]) -> list[float]:
+        """Cosine similarity of each hit to the query, from the vectors stored at ingestion."""
+        stored = self.store.vectors([hit.chunk_id for hit in hits])
+        q = self.embed_query(query)
+        return [float(stored[hit.chunk_id] @ q) if hit.chunk_id in stored else 0.0 for hit in hits]
 
     @property
     def dim(self) -> int:
@@ -75,7 +90,8 @@ class KnowledgeBase:
                 self.reranker = CrossEncoderReranker(self.settings.reranker)
             except Exception as exc:
                 raise KnowledgeBaseError(f"cannot load reranker {self.settings.reranker!r} ({exc.__class__.__name__}); give a local CrossEncoder folder or unset the reranker setting.") from exc
-        return search(self.store, self.embed, query, k or self.settings.top_k, mode or self.settings.search_mode, self.reranker)
+        embed = lambda texts: [self.embed_query(t) for t in texts]  # noqa: E731
+        return search(self.store, embed, query, k or self.settings.top_k, mode or self.settings.search_mode, self.reranker)
 
     def files(self) -> list[StoredFile]:
         return sorted(self.store.stored_files().values(), key=lambda f: f.path)

@@ -169,6 +169,16 @@ class Store:
         rows = table.search().where(f"path = {sql_str(path)}").select(["content"]).limit(1).to_list()
         return rows[0]["content"] if rows else None
 
+    def vectors(self, chunk_ids: list[str]) -> dict[str, "np.ndarray"]:
+        """The stored vectors of these chunks (ids that are not stored are left out)."""
+        import numpy as np
+
+        table = self.chunks()
+        if table is None or not chunk_ids:
+            return {}
+        rows = table.search().where(f"chunk_id IN {sql_in(chunk_ids)}").select(["chunk_id", "vector"]).limit(len(chunk_ids)).to_list()
+        return {row["chunk_id"]: np.asarray(row["vector"], dtype=np.float32) for row in rows}
+
     def count(self) -> int:
         table = self.chunks()
         return table.count_rows() if table is not None else 0

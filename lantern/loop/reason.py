@@ -13,6 +13,7 @@ This module knows nothing about retrieval or verification.
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable, Protocol
 
 import numpy as np
@@ -128,10 +129,14 @@ def choose_reasoner(settings, embed: Callable[[list[str]], np.ndarray], require_
             f"The reasoning model {settings.model} is not installed, so this answer quotes the best evidence sentences "
             f"instead of reasoning over them. Get the model with `lantern model pull {settings.model}` (needs internet once)."
         )
-    try:
-        from lantern.runtime import load
-    except ImportError:
-        return ExtractiveReasoner(embed), "The LoopLM runtime is not available in this build; answering extractively."
-    lm = load(str(found.path), device=settings.device, dtype=settings.dtype, int8=settings.int8)
+    lm = _loaded(str(found.path), settings.device, settings.dtype, settings.int8)
     lm.name = settings.model
     return LoopLMReasoner(lm, settings), None
+
+
+@functools.lru_cache(maxsize=1)
+def _loaded(path: str, device: str, dtype: str, int8: bool):
+    """One loaded LoopLM per process: a chat session or an eval asks many questions."""
+    from lantern.runtime import load
+
+    return load(path, device=device, dtype=dtype, int8=int8)

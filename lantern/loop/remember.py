@@ -1,7 +1,8 @@
 """Remember: a Question -> the evidence passages worth showing the model.
 
 Retrieval ranks by fused scores that are only comparable within one list, so relevance to the
-question is measured separately (cosine between question and passage embeddings); passages under
+question is measured separately (cosine between the question's embedding and the passage vectors
+stored at ingestion, so no passage is embedded again); passages under
 `min_relevance` are not evidence. No evidence left means the loop answers "not in the knowledge
 base" without calling the model. This module knows nothing about models or claims.
 """
@@ -9,8 +10,6 @@ base" without calling the model. This module knows nothing about models or claim
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-
-import numpy as np
 
 from lantern.loop.observe import retrieval_query
 from lantern.records import Evidence, Question
@@ -32,7 +31,6 @@ def remember(question: Question, kb, k: int, min_relevance: float) -> Recall:
     hits = kb.search(query, k)
     if not hits:
         return Recall(query)
-    vecs = np.asarray(kb.embed([query] + [f"{h.heading}\n{h.text}" if h.heading else h.text for h in hits]))
-    sims = vecs[1:] @ vecs[0]
+    sims = kb.relevance(query, hits)
     keep = [i for i in range(len(hits)) if sims[i] >= min_relevance]
     return Recall(query, [hits[i] for i in keep], [float(sims[i]) for i in keep], len(hits) - len(keep))

@@ -234,9 +234,14 @@ class Verifier:
         from lantern.embedding import load_embedder
 
         model = load_embedder(settings.embed_model)
+        seen: dict[str, np.ndarray] = {}  # claims citing the same passage reuse its sentence vectors
 
         def embed(texts: list[str]) -> np.ndarray:
-            return model.encode(texts, batch_size=32, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
+            missing = list(dict.fromkeys(t for t in texts if t not in seen))
+            if missing:
+                vectors = model.encode(missing, batch_size=32, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
+                seen.update(zip(missing, vectors))
+            return np.stack([seen[t] for t in texts])
 
         return cls(embed, SupportModel.load(), settings.min_support, judge)
 
