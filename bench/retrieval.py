@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("LANCE_LOG", "error")
 
-from lantern.embedding import load_embedder  # noqa: E402
+from lantern.embedding import load_embedder, load_query_embedder  # noqa: E402
 from lantern.knowledge.ingest import chunk_id, embedding_input  # noqa: E402
 from lantern.knowledge.search import search  # noqa: E402
 from lantern.knowledge.store import Store  # noqa: E402
@@ -39,15 +39,21 @@ EVAL = ROOT.parent / "shared" / "eval"
 
 
 class Embedder:
+    """Documents through the float32 model; `query` is Lantern's own single-query path."""
+
     def __init__(self) -> None:
         self.model = load_embedder("all-MiniLM-L6-v2")
+        self.query_model = load_query_embedder("all-MiniLM-L6-v2")
 
     def __call__(self, texts: list[str]) -> np.ndarray:
         return self.model.encode(texts, batch_size=64, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
 
+    def query(self, texts: list[str]) -> np.ndarray:
+        return self.query_model.encode(texts, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
+
 
 def build_store(folder: Path, docs: list[dict], embed, vectors=None) -> Store:
-    """A Lantern store holding `docs` (dicts with id, source, heading, text) as chunks."""
+    """A Lantern store holding `docs` (dicts with id, source, heading, text, line) as one-line chunks."""
     store = Store(folder)
     dim = 384
     table = store.create_chunks_table("all-MiniLM-L6-v2", dim)
@@ -55,7 +61,7 @@ def build_store(folder: Path, docs: list[dict], embed, vectors=None) -> Store:
         vectors = embed([embedding_input(d["heading"], d["text"]) for d in docs])
     rows = [
         {"chunk_id": d["id"], "source": d["source"], "file_hash": "bench", "heading": d["heading"], "text": d["text"],
-         "search_text": embedding_input(d["heading"], d["text"]), "start_line": 1, "end_line": 1, "vector": list(map(float, v))}
+         "search_text": embedding_input(d["heading"], d["text"]), "start_line": d["line"], "end_line": d["line"], "vector": list(map(float, v))}
         for d, v in zip(docs, vectors)
     ]
     for start in range(0, len(rows), 5000):
@@ -86,7 +92,7 @@ def naive_search(table, embed, query: str, k: int, where: str | None = None) -> 
 
 
 def lantern_search(store, embed, query: str, k: int, where: str | None = None) -> list[str]:
-    return [hit.chunk_id for hit in search(store, embed, query, k, "hybrid", where=where)]
+    return [hit.chunk_id for hit in search(store, embed.query, query, k, "hybrid", where=where)]
 
 
 def halves(items: list, split: str) -> list:
@@ -99,7 +105,9 @@ def climate_fever(embed, split: str, work: Path) -> dict:
     sentences: dict[str, dict] = {}
     for claim in claims:
         for ev in claim["evidences"]:
-            sentences.setdefault(ev["evidence"], {"id": f"s{len(sentences)}", "source": ev["article"], "heading": ev["article"], "text": ev["evidence"]})
+            # Where a sentence sat in its article is unknown, so no two are placed on adjacent lines.
+            line = 2 * len(sentences) + 1
+            sentences.setdefault(ev["evidence"], {"id": f"s{len(sentences)}", "source": ev["article"], "heading": ev["article"], "text": ev["evidence"], "line": line})
     docs = list(sentences.values())
     queries = []
     for claim in halves(claims, split):
@@ -117,7 +125,8 @@ def climate_fever(embed, split: str, work: Path) -> dict:
 
 def wice(embed, split: str, work: Path) -> dict:
     rows = halves([json.loads(line) for line in (EVAL / "wice" / "claim_test.jsonl").open()], split)
-    docs = [{"id": f"w{i}-{j}", "source": f"w{i}", "heading": "", "text": s} for i, row in enumerate(rows) for j, s in enumerate(row["evidence"])]
+    # Each article as a file with one sentence per line, in the article's order.
+    docs = [{"id": f"w{i}-{j}", "source": f"w{i}", "heading": "", "text": s, "line": j + 1} for i, row in enumerate(rows) for j, s in enumerate(row["evidence"])]
     # No headings here, so Lantern's chunk text and the naive row text are the same: embed once.
     sentence_vectors = embed([d["text"] for d in docs])
     store = build_store(work / "wice", docs, embed, sentence_vectors)
@@ -129,7 +138,7 @@ def wice(embed, split: str, work: Path) -> dict:
         if not gold:
             continue
         ids = [f"w{i}-{j}" for j in range(len(row["evidence"]))]
-        q = embed([row["claim"]])[0]
+        q = embed([row["claim"]])[0]  # the naive baseline embeds queries as LanceDB's default would
         top_vector = [ids[j] for j in np.argsort(-(np.stack([vectors[x] for x in ids]) @ q))[:10]]
         where = f"source = 'w{i}'"
         for name, top in (("lantern", lantern_search(store, embed, row["claim"], 10, where)), ("naive_vector", top_vector),
@@ -140,7 +149,7 @@ def wice(embed, split: str, work: Path) -> dict:
 
 def pubmedqa(embed, split: str, work: Path) -> dict:
     data = json.loads((EVAL / "pubmedqa" / "ori_pqal.json").read_text())
-    docs = [{"id": key, "source": key, "heading": "", "text": " ".join(item["CONTEXTS"])} for key, item in data.items()]
+    docs = [{"id": key, "source": key, "heading": "", "text": " ".join(item["CONTEXTS"]), "line": 1} for key, item in data.items()]
     test_keys = set(json.loads((EVAL / "pubmedqa" / "test_ground_truth.json").read_text()))
     keys = [k for k in data if (k in test_keys) == (split == "test")]
     abstract_vectors = embed([d["text"] for d in docs])  # no headings: one embedding serves both
@@ -188,15 +197,15 @@ def ingestion(embed, split: str, work: Path) -> dict:
 def latency(embed, split: str, work: Path) -> dict:
     """Hybrid query latency over 10k chunks, warm process, query embedding included; CLI start-up."""
     rows = [json.loads(line) for line in (EVAL / "wice" / "claim_test.jsonl").open()]
-    docs = [{"id": f"w{i}-{j}", "source": f"w{i}", "heading": "", "text": s} for i, row in enumerate(rows) for j, s in enumerate(row["evidence"])][:10_000]
+    docs = [{"id": f"w{i}-{j}", "source": f"w{i}", "heading": "", "text": s, "line": j + 1} for i, row in enumerate(rows) for j, s in enumerate(row["evidence"])][:10_000]
     store = build_store(work / "latency", docs, embed)
     queries = [row["claim"] for row in rows][:200]
     for q in queries[:10]:
-        search(store, embed, q, 6, "hybrid")
+        search(store, embed.query, q, 6, "hybrid")
     times = []
     for q in queries:
         started = time.perf_counter()
-        search(store, embed, q, 6, "hybrid")
+        search(store, embed.query, q, 6, "hybrid")
         times.append((time.perf_counter() - started) * 1000)
     cli = [sys.executable, "-m", "lantern"]
     started = time.perf_counter()

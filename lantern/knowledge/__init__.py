@@ -47,11 +47,16 @@ class KnowledgeBase:
         return self.embedder.encode(texts, batch_size=32, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
 
     def embed_query(self, query: str):
-        """The query's unit vector, computed once per query (search and relevance both need it)."""
+        """The query's unit vector, computed once per query (search and relevance both need it), by
+        the fast single-text path of `lantern.embedding.load_query_embedder`."""
         if query not in self._query_vectors:
+            from lantern.embedding import load_query_embedder
+
             if len(self._query_vectors) >= 64:
                 self._query_vectors.pop(next(iter(self._query_vectors)))
-            self._query_vectors[query] = self.embed([query])[0]
+            model = load_query_embedder(self.settings.embed_model)
+            vector = model.encode([query], normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)[0]
+            self._query_vectors[query] = vector.astype("float32")
         return self._query_vectors[query]
 
     def relevance(self, query: str, hits: list[Evidence]) -> list[float]:

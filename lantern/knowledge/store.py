@@ -103,6 +103,7 @@ class Store:
         except Exception as exc:
             raise KnowledgeBaseError(f"cannot open the knowledge base at {path} ({exc}); check the path and its permissions.") from exc
         self._tables: dict[str, Any] = {}
+        self._meta: dict[str, str] | None = None
 
     # --- tables ------------------------------------------------------------------------------
     def table_names(self) -> list[str]:
@@ -119,15 +120,19 @@ class Store:
         return self._tables[name]
 
     def meta(self) -> dict[str, str]:
-        table = self._table(META_TABLE)
-        if table is None:
-            return {}
-        return {row["key"]: row["value"] for row in table.to_arrow().to_pylist()}
+        """The KB's key/value record, read once per Store: every search needs the live table's name,
+        and re-reading it cost a millisecond a query. (Open LanceDB tables do not see other
+        processes' writes either; a new Store does.)"""
+        if self._meta is None:
+            table = self._table(META_TABLE)
+            self._meta = {row["key"]: row["value"] for row in table.to_arrow().to_pylist()} if table is not None else {}
+        return dict(self._meta)
 
     def set_meta(self, values: dict[str, str]) -> None:
         table = self._table(META_TABLE, MetaRow)
         rows = [{"key": k, "value": v} for k, v in values.items()]
         table.merge_insert("key").when_matched_update_all().when_not_matched_insert_all().execute(rows)
+        self._meta = None
 
     def chunks(self):
         """The live chunks table, or None when nothing was ingested yet."""

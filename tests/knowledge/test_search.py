@@ -1,0 +1,59 @@
+"""Search pieces that need no database: neighbour boosting and the fast query embedder."""
+
+import numpy as np
+import pytest
+
+from lantern.knowledge.search import neighbour_boost, rrf_fuse
+
+
+def row(chunk_id, source, start, end, score):
+    return {"chunk_id": chunk_id, "source": source, "start_line": start, "end_line": end, "score": score}
+
+
+def test_neighbour_boost_lends_score_only_to_touching_spans_of_the_same_file():
+    rows = [
+        row("strong", "a.md", 10, 12, 1.0),
+        row("after", "a.md", 13, 15, 0.1),  # touches (starts on the next line)
+        row("overlap", "a.md", 5, 10, 0.1),  # overlaps the strong chunk's first line
+        row("far", "a.md", 40, 44, 0.3),  # same file, not adjacent
+        row("other", "b.md", 13, 15, 0.3),  # adjacent lines, other file
+    ]
+    boosted = {r["chunk_id"]: r["score"] for r in neighbour_boost(rows, weight=0.5)}
+    assert boosted["after"] == pytest.approx(0.1 + 0.5 * 1.0)
+    assert boosted["overlap"] == pytest.approx(0.1 + 0.5 * 1.0)
+    assert boosted["strong"] == pytest.approx(1.0 + 0.5 * 0.1)
+    assert boosted["far"] == pytest.approx(0.3) and boosted["other"] == pytest.approx(0.3)
+    ordered = [r["chunk_id"] for r in neighbour_boost(rows, weight=0.5)]
+    assert ordered[0] == "strong" and set(ordered[1:3]) == {"after", "overlap"}
+
+
+def test_neighbour_boost_matches_a_pairwise_reference():
+    rng = np.random.default_rng(0)
+    rows = [row(f"c{i}", f"s{rng.integers(3)}", int(start), int(start + rng.integers(0, 6)), float(rng.random()))
+            for i, start in enumerate(rng.integers(1, 60, size=40))]
+    expected = {}
+    for r in rows:
+        touching = [o["score"] for o in rows if o is not r and o["source"] == r["source"]
+                    and o["start_line"] <= r["end_line"] + 1 and r["start_line"] <= o["end_line"] + 1]
+        expected[r["chunk_id"]] = r["score"] + 0.4 * max(touching, default=0.0)
+    got = neighbour_boost(rows, weight=0.4)
+    assert {r["chunk_id"]: r["score"] for r in got} == pytest.approx(expected)
+    assert [r["score"] for r in got] == sorted((r["score"] for r in got), reverse=True)
+
+
+def test_rrf_fuse_rewards_agreement():
+    a = [row("x", "f", 1, 1, 0), row("y", "f", 3, 3, 0)]
+    b = [row("y", "f", 3, 3, 0), row("z", "f", 5, 5, 0)]
+    assert [r["chunk_id"] for r in rrf_fuse([a, b])][0] == "y"
+
+
+def test_the_fast_query_embedder_agrees_with_the_float32_reference():
+    from lantern.embedding import load_embedder, load_query_embedder
+
+    texts = ["How does Ouro decide when to stop looping?", "Irene Hervey was an American film actress born in 1909.",
+             "LanceDB stores vectors on local disk without a server."]
+    reference = load_embedder("all-MiniLM-L6-v2").encode(texts, normalize_embeddings=True)
+    fast = np.stack([load_query_embedder("all-MiniLM-L6-v2").encode([t], normalize_embeddings=True)[0] for t in texts])
+    assert fast.dtype == np.float32
+    cosines = (reference * fast).sum(axis=1)
+    assert cosines.min() >= 0.995
