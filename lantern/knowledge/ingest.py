@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Callable, Protocol
 
 from lantern.knowledge.chunking import TextChunk, chunk_text
-from lantern.knowledge.readers import SkipFile, format_of, read_document
+from lantern.knowledge.readers import SkipFile, format_of, parse_document
 from lantern.knowledge.store import Store
 
 log = logging.getLogger(__name__)
@@ -83,12 +83,8 @@ def chunk_id(path: str, file_hash: str, index: int) -> str:
     return hashlib.sha1(f"{path}\0{file_hash}\0{index}".encode()).hexdigest()[:24]
 
 
-def file_hash(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+def content_hash(raw: bytes) -> str:
+    return hashlib.sha256(raw).hexdigest()
 
 
 def is_excluded(path: Path, root: Path, patterns: list[str]) -> bool:
@@ -196,19 +192,23 @@ def _prepare(path: Path, stored: dict, max_bytes: int, chunk_chars: int, chunk_o
         size = path.stat().st_size
         if size > max_bytes:
             raise SkipFile(f"too large ({size / 1e6:.1f} MB > {max_bytes / 1e6:.1f} MB; raise max_file_mb to include it)")
-        digest = file_hash(path)
+        raw = path.read_bytes()  # once: the hash and the text come from the same bytes
     except SkipFile as exc:
         report.failed.append((key, str(exc)))
+        return None
+    except PermissionError:
+        report.failed.append((key, "permission denied"))
         return None
     except OSError as exc:
         report.failed.append((key, f"unreadable ({exc.strerror or exc})"))
         return None
+    digest = content_hash(raw)
     previous = stored.get(key)
     if previous is not None and previous.file_hash == digest:
         report.unchanged.append(key)
         return None
     try:
-        document = read_document(path, max_bytes)
+        document = parse_document(path, raw)
     except SkipFile as exc:
         report.failed.append((key, str(exc)))
         return None

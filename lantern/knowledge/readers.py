@@ -74,6 +74,14 @@ def read_document(path: Path, max_bytes: int) -> Document:
         raise SkipFile("permission denied") from None
     except OSError as exc:
         raise SkipFile(f"unreadable ({exc.strerror or exc})") from None
+    return parse_document(path, raw)
+
+
+def parse_document(path: Path, raw: bytes) -> Document:
+    """Turn a file's bytes, already read, into text, or raise SkipFile with the reason."""
+    fmt = format_of(path)
+    if fmt is None:
+        raise SkipFile(f"unsupported file type {path.suffix or '(no extension)'!r}")
     if fmt == "pdf":
         text = _pdf_text(raw)
     else:

@@ -76,20 +76,38 @@ def sample(logits: torch.Tensor, history: list[list[int]], opts: GenerationOptio
 
 
 class Decoder:
-    """Turns token ids into text incrementally, holding back incomplete UTF-8 sequences."""
+    """Turns token ids into text incrementally, holding back incomplete UTF-8 sequences.
+
+    Each push decodes only a short window, the previous piece's tokens plus the new ones (the
+    context a tokenizer needs to get spaces and merged bytes right at the seam), so a long answer
+    costs O(n), not the O(n^2) of re-decoding everything per token. `full_text` is the reference.
+    """
 
     def __init__(self, tokenizer) -> None:
         self.tokenizer = tokenizer
         self.ids: list[int] = []
-        self.text = ""
+        self.prefix_offset = 0  # start of the context window
+        self.read_offset = 0  # tokens before this are already turned into text
+        self.text = ""  # everything pushed so far, as text
+
+    def tail(self, chars: int) -> str:
+        return self.text[-chars:] if chars else ""
 
     def push(self, token_id: int) -> str:
         self.ids.append(token_id)
-        full = self.tokenizer.decode(self.ids, skip_special_tokens=True) if self.tokenizer else ""
-        if full.endswith("\ufffd"):
+        if self.tokenizer is None:
             return ""
-        piece, self.text = full[len(self.text) :], full
+        seen = self.tokenizer.decode(self.ids[self.prefix_offset : self.read_offset], skip_special_tokens=True)
+        window = self.tokenizer.decode(self.ids[self.prefix_offset :], skip_special_tokens=True)
+        if len(window) <= len(seen) or window.endswith("\ufffd"):
+            return ""  # nothing printable yet: a special token, or half of a multi-byte character
+        self.prefix_offset, self.read_offset = self.read_offset, len(self.ids)
+        piece = window[len(seen) :]
+        self.text += piece
         return piece
+
+    def full_text(self) -> str:
+        return self.tokenizer.decode(self.ids, skip_special_tokens=True) if self.tokenizer else ""
 
 
 @torch.inference_mode()
@@ -123,6 +141,7 @@ def generate(model: OuroForCausalLM, tokenizer, input_ids: torch.Tensor, opts: G
     past_mask = attention_mask if attention_mask is not None else None
     next_position = positions[:, -1] + 1
     decoders = [Decoder(tokenizer) for _ in range(batch)]
+    stop_window = max((len(stop) for stop in opts.stop_strings), default=0)
     history: list[list[int]] = [[] for _ in range(batch)]
     finished = [False] * batch
     last_time = [started] * batch
@@ -139,7 +158,8 @@ def generate(model: OuroForCausalLM, tokenizer, input_ids: torch.Tensor, opts: G
             piece = decoders[b].push(tid)
             out.append(GeneratedToken(tid, piece, int(exits[b]), now - last_time[b], b))
             last_time[b] = now
-            if tid in opts.stop_ids or any(s in decoders[b].text for s in opts.stop_strings):
+            recent = decoders[b].tail(stop_window + len(piece))  # a stop string can only end in the new piece
+            if tid in opts.stop_ids or any(stop in recent for stop in opts.stop_strings):
                 finished[b] = True
         yield out
         if all(finished) or index == opts.max_new_tokens - 1:
