@@ -63,7 +63,10 @@ def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("LANCE_LOG", "error")
     _register_all()
     try:
-        app(args=argv, standalone_mode=False)
+        # Outside standalone mode click returns a command's `typer.Exit(code)` instead of exiting.
+        code = app(args=argv, standalone_mode=False)
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except LanternError as exc:
         common.error(str(exc))
         sys.exit(1)

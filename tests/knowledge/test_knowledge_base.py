@@ -129,6 +129,27 @@ def test_a_killed_ingest_loses_nothing_and_a_rerun_finishes(tmp_path):
     assert len({hit.chunk_id for hit in kb.search("note", k=200, mode="text")}) == len(kb.search("note", k=200, mode="text"))
 
 
+def test_ctrl_c_stops_ingest_with_exit_code_130_and_keeps_what_was_written(tmp_path):
+    home = tmp_path / "home"
+    env = dict(os.environ, LANTERN_HOME=str(home), LANTERN_INGEST_BATCH="4")
+    many = tmp_path / "many"
+    for i in range(120):
+        write_docs(many, {f"doc{i:03d}.md": f"# Note {i}\n\nParagraph {i} about topic {i % 7}.\n"})
+    cli = [sys.executable, "-m", "lantern"]
+    proc = subprocess.Popen(cli + ["ingest", str(many)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while _versions(home) < 2 and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    assert proc.poll() is None, "ingest finished before it could be interrupted"
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130
+    assert "interrupted" in err and "Run the same command again" in err and "Traceback" not in err
+    kept = len(KnowledgeBase.open(load_settings({"home": home})).files())
+    done = subprocess.run(cli + ["ingest", str(many), "--json"], env=env, check=True, capture_output=True, text=True)
+    assert len(json.loads(done.stdout)["added"]) == 120 - kept
+
+
 def test_a_pluggable_reranker_reorders_results(kb, tmp_path):
     docs = write_docs(tmp_path / "docs")
     kb.ingest([docs])
