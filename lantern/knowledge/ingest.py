@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Callable, Protocol
 
 from lantern.knowledge.chunking import TextChunk, chunk_text
-from lantern.knowledge.readers import SkipFile, format_of, parse_document
+from lantern.knowledge.readers import SkipFile, format_of, parse_document, read_bytes
 from lantern.knowledge.store import Store
 
 log = logging.getLogger(__name__)
@@ -189,18 +189,9 @@ def _live_table(store: Store, embed: Embed, embed_model: str, dim: int, report: 
 def _prepare(path: Path, stored: dict, max_bytes: int, chunk_chars: int, chunk_overlap: int, report: IngestReport) -> _Pending | None:
     key = str(path)
     try:
-        size = path.stat().st_size
-        if size > max_bytes:
-            raise SkipFile(f"too large ({size / 1e6:.1f} MB > {max_bytes / 1e6:.1f} MB; raise max_file_mb to include it)")
-        raw = path.read_bytes()  # once: the hash and the text come from the same bytes
+        raw = read_bytes(path, max_bytes)  # once: the hash and the text come from the same bytes
     except SkipFile as exc:
         report.failed.append((key, str(exc)))
-        return None
-    except PermissionError:
-        report.failed.append((key, "permission denied"))
-        return None
-    except OSError as exc:
-        report.failed.append((key, f"unreadable ({exc.strerror or exc})"))
         return None
     digest = content_hash(raw)
     previous = stored.get(key)
@@ -216,7 +207,7 @@ def _prepare(path: Path, stored: dict, max_bytes: int, chunk_chars: int, chunk_o
     if not chunks:
         report.failed.append((key, "no text in file"))
         return None
-    return _Pending(key, digest, size, document.format, document.text, chunks, previous is not None)
+    return _Pending(key, digest, len(raw), document.format, document.text, chunks, previous is not None)
 
 
 def _write(store: Store, table, embed: Embed, pending: list[_Pending], report: IngestReport, progress: IngestProgress) -> None:

@@ -62,19 +62,22 @@ def format_of(path: Path) -> str | None:
 
 def read_document(path: Path, max_bytes: int) -> Document:
     """Read one file for ingestion, or raise SkipFile with the reason."""
-    fmt = format_of(path)
-    if fmt is None:
+    if format_of(path) is None:
         raise SkipFile(f"unsupported file type {path.suffix or '(no extension)'!r}")
+    return parse_document(path, read_bytes(path, max_bytes))
+
+
+def read_bytes(path: Path, max_bytes: int) -> bytes:
+    """A file's bytes, or SkipFile when it is larger than `max_bytes` or cannot be read."""
     try:
         size = path.stat().st_size
         if size > max_bytes:
             raise SkipFile(f"too large ({size / 1e6:.1f} MB > {max_bytes / 1e6:.1f} MB; raise max_file_mb to include it)")
-        raw = path.read_bytes()
+        return path.read_bytes()
     except PermissionError:
         raise SkipFile("permission denied") from None
     except OSError as exc:
         raise SkipFile(f"unreadable ({exc.strerror or exc})") from None
-    return parse_document(path, raw)
 
 
 def parse_document(path: Path, raw: bytes) -> Document:
