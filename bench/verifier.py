@@ -28,7 +28,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from lantern.embedding import load_embedder  # noqa: E402
 from lantern.settings import Settings  # noqa: E402
-from lantern.verify.support import FEATURE_SIGNS, FEATURES, SupportModel, WEIGHTS_PATH, claim_parts, content_words, fit_logistic, numbers, support_features  # noqa: E402
+from lantern.records import Verdict  # noqa: E402
+from lantern.verify.support import FEATURE_SIGNS, SupportModel, WEIGHTS_PATH, claim_parts, content_words, fit_logistic, numbers, support_features, verdict_of  # noqa: E402
 
 EVAL = ROOT.parent / "shared" / "eval"
 
@@ -154,8 +155,8 @@ def main() -> None:
         "wice_dev_balanced_accuracy": round(balanced_accuracy(y[:half], (cal.confidence(ours[:half]) >= threshold).astype(int)), 1),
     }
     conf = cal.confidence(cf_feats)
-    feats = {name: cf_feats[:, i] for i, name in enumerate(FEATURES)}
-    pred = np.where(conf >= threshold, "SUPPORTS", np.where((feats["emb_best"] >= 0.6) & ((feats["negation_mismatch"] > 0) | (feats["number_conflict"] > 0)), "REFUTES", "NOT_ENOUGH_INFO"))
+    label_of = {Verdict.supported: "SUPPORTS", Verdict.contradicted: "REFUTES", Verdict.unsupported: "NOT_ENOUGH_INFO"}
+    pred = [label_of[verdict_of(c, f, threshold)] for c, f in zip(conf, cf_feats)]
     gold_test = [label for label, t in zip(cf_labels, cf_test) if t]
     pred_test = [p for p, t in zip(pred, cf_test) if t]
     refutes = [p == "REFUTES" for g, p in zip(gold_test, pred_test) if g == "REFUTES"]

@@ -220,6 +220,17 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1.0, steps: int = 300
     return Calibration(mean, scale, coef, bias)
 
 
+def verdict_of(confidence: float, features: np.ndarray, min_support: float) -> Verdict:
+    """Supported at `min_support` or above; below it, contradicted when the closest evidence sentence
+    is on the claim's topic (embedding similarity 0.6 or more) but flips its negation or its numbers."""
+    feats = dict(zip(FEATURES, features))
+    if confidence >= min_support:
+        return Verdict.supported
+    if feats["emb_best"] >= 0.6 and (feats["negation_mismatch"] or feats["number_conflict"]):
+        return Verdict.contradicted
+    return Verdict.unsupported
+
+
 class Verifier:
     """Checks claims against passages; `check` returns the Claim tuple with a verbatim quote."""
 
@@ -265,13 +276,7 @@ class Verifier:
             confidence = 1 / (1 + math.exp(-(math.log(confidence / (1 - confidence)) + math.log(p / (1 - p))) / 2))
         start_line = passage.start_line + passage.text.count("\n", 0, a)
         end_line = passage.start_line + passage.text.count("\n", 0, b)
-        feats = dict(zip(FEATURES, support.features))
-        if confidence >= self.min_support:
-            verdict = Verdict.supported
-        elif feats["emb_best"] >= 0.6 and (feats["negation_mismatch"] or feats["number_conflict"]):
-            verdict = Verdict.contradicted
-        else:
-            verdict = Verdict.unsupported
+        verdict = verdict_of(confidence, support.features, self.min_support)
         return record.model_copy(
             update={"evidence": sentences[support.best], "source": passage.source, "start_line": start_line,
                     "end_line": end_line, "confidence": round(confidence, 4), "verdict": verdict}
