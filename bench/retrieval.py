@@ -105,8 +105,8 @@ def climate_fever(embed, split: str, work: Path) -> dict:
     sentences: dict[str, dict] = {}
     for claim in claims:
         for ev in claim["evidences"]:
-            # Where a sentence sat in its article is unknown, so no two are placed on adjacent lines.
-            line = 2 * len(sentences) + 1
+            # Where a sentence sat in its article is unknown, so no two are placed near each other.
+            line = 10 * len(sentences) + 1
             sentences.setdefault(ev["evidence"], {"id": f"s{len(sentences)}", "source": ev["article"], "heading": ev["article"], "text": ev["evidence"], "line": line})
     docs = list(sentences.values())
     queries = []

@@ -10,12 +10,12 @@ def row(chunk_id, source, start, end, score):
     return {"chunk_id": chunk_id, "source": source, "start_line": start, "end_line": end, "score": score}
 
 
-def test_neighbour_boost_lends_score_only_to_touching_spans_of_the_same_file():
+def test_neighbour_boost_lends_score_only_to_nearby_spans_of_the_same_file():
     rows = [
         row("strong", "a.md", 10, 12, 1.0),
-        row("after", "a.md", 13, 15, 0.1),  # touches (starts on the next line)
+        row("after", "a.md", 14, 15, 0.1),  # the next paragraph, one blank line later
         row("overlap", "a.md", 5, 10, 0.1),  # overlaps the strong chunk's first line
-        row("far", "a.md", 40, 44, 0.3),  # same file, not adjacent
+        row("far", "a.md", 18, 21, 0.3),  # same file, two lines between it and "after"
         row("other", "b.md", 13, 15, 0.3),  # adjacent lines, other file
     ]
     boosted = {r["chunk_id"]: r["score"] for r in neighbour_boost(rows, weight=0.5)}
@@ -34,7 +34,7 @@ def test_neighbour_boost_matches_a_pairwise_reference():
     expected = {}
     for r in rows:
         touching = [o["score"] for o in rows if o is not r and o["source"] == r["source"]
-                    and o["start_line"] <= r["end_line"] + 1 and r["start_line"] <= o["end_line"] + 1]
+                    and o["start_line"] <= r["end_line"] + 2 and r["start_line"] <= o["end_line"] + 2]
         expected[r["chunk_id"]] = r["score"] + 0.4 * max(touching, default=0.0)
     got = neighbour_boost(rows, weight=0.4)
     assert {r["chunk_id"]: r["score"] for r in got} == pytest.approx(expected)
@@ -57,3 +57,18 @@ def test_the_fast_query_embedder_agrees_with_the_float32_reference():
     assert fast.dtype == np.float32
     cosines = (reference * fast).sum(axis=1)
     assert cosines.min() >= 0.995
+
+
+def test_consecutive_chunks_of_a_real_file_are_neighbours_and_far_ones_are_not():
+    """The gap rule against what the chunker really produces: paragraphs one blank line apart."""
+    from lantern.knowledge.chunking import chunk_text
+
+    paragraphs = [f"Paragraph {i} says something about topic {i} in a sentence long enough to stand alone." for i in range(8)]
+    text = "# Title\n\n" + "\n\n".join(paragraphs[:4]) + "\n\n## Part two\n\n" + "\n\n".join(paragraphs[4:]) + "\n"
+    chunks = chunk_text(text, "markdown", 120, 0)
+    assert len(chunks) >= 6
+    for first, second in zip(chunks, chunks[1:]):
+        rows = [row("a", "f.md", first.start_line, first.end_line, 1.0), row("b", "f.md", second.start_line, second.end_line, 0.0)]
+        assert {r["chunk_id"]: r["score"] for r in neighbour_boost(rows, weight=0.5)}["b"] == pytest.approx(0.5)
+    rows = [row("a", "f.md", chunks[0].start_line, chunks[0].end_line, 1.0), row("c", "f.md", chunks[2].start_line, chunks[2].end_line, 0.0)]
+    assert {r["chunk_id"]: r["score"] for r in neighbour_boost(rows, weight=0.5)}["c"] == 0.0
