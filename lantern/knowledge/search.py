@@ -2,9 +2,9 @@
 
 Hybrid mode runs both raw searches of `store.py` with a deeper candidate pool than asked for and
 fuses the two rankings with weighted reciprocal rank fusion (RRF: score = sum of w / (c + rank)),
-then lends each candidate part of its best adjacent candidate's score (`neighbour_boost`): the
-passage next to a relevant one often carries the rest of the answer ("She was born there." after the
-sentence that names her), and a passage alone cannot say so.
+then lends each candidate part of its best neighbouring candidate's score (`neighbour_boost`):
+the passage next to a relevant one often carries the rest of the answer ("She was born there."
+after the sentence that names her), and a passage alone cannot say so.
 A reranker is any object with `rerank(query, hits) -> hits`; none is used by default, and a
 cross-encoder can be plugged in through `CrossEncoderReranker` where one is installed.
 
