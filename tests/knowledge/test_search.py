@@ -1,4 +1,4 @@
-"""Search pieces that need no database: neighbour boosting and the fast query embedder."""
+"""Search pieces that need no database: fusion and neighbour boosting."""
 
 import numpy as np
 import pytest
@@ -45,18 +45,6 @@ def test_rrf_fuse_rewards_agreement():
     a = [row("x", "f", 1, 1, 0), row("y", "f", 3, 3, 0)]
     b = [row("y", "f", 3, 3, 0), row("z", "f", 5, 5, 0)]
     assert [r["chunk_id"] for r in rrf_fuse([a, b])][0] == "y"
-
-
-def test_the_fast_query_embedder_agrees_with_the_float32_reference():
-    from lantern.embedding import load_embedder, load_query_embedder
-
-    texts = ["How does Ouro decide when to stop looping?", "Irene Hervey was an American film actress born in 1909.",
-             "LanceDB stores vectors on local disk without a server."]
-    reference = load_embedder("all-MiniLM-L6-v2").encode(texts, normalize_embeddings=True)
-    fast = np.stack([load_query_embedder("all-MiniLM-L6-v2").encode([t], normalize_embeddings=True)[0] for t in texts])
-    assert fast.dtype == np.float32
-    cosines = (reference * fast).sum(axis=1)
-    assert cosines.min() >= 0.995
 
 
 def test_consecutive_chunks_of_a_real_file_are_neighbours_and_far_ones_are_not():
