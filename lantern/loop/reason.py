@@ -66,22 +66,27 @@ class ExtractiveReasoner:
     def draft(self, question: Question, evidence: list[Evidence], feedback: list[str] | None = None,
               tools: list[dict[str, Any]] | None = None, on_token: OnToken | None = None) -> Draft:
         candidates: list[tuple[int, str]] = []
+        headings: list[str] = []
         for number, passage in enumerate(evidence, 1):
             for a, b in sentence_spans(passage.text):
                 sentence = passage.text[a:b]
                 if sentence.lstrip().startswith("#") or len(sentence.split()) < 4:
                     continue  # headings and fragments are not answers
                 candidates.append((number, " ".join(sentence.split())))
+                headings.append(passage.heading.rsplit(">", 1)[-1])
         if not candidates:
             return Draft(text="", model=self.name)
         vecs = np.asarray(self.embed([question.text] + [s for _, s in candidates]))
         # A sentence is a good answer when it is close to the question in meaning and in words
-        # (stemmed content words, weighted by rarity among the candidates), and sits in a passage
-        # retrieval ranked high; the rank term keeps one stray similar sentence from winning.
+        # (stemmed content words, weighted by rarity among the candidates, counting its section's
+        # own heading as a reader would: "It stops when..." under "When the model stops"), and
+        # sits in a passage retrieval ranked high; the rank term keeps one stray similar sentence
+        # from winning.
         idf = sentence_idf([s for _, s in candidates])
         asked = set(content_words(question.text))
         total = sum(idf(w) for w in asked) or 1.0
-        overlap = np.array([sum(idf(w) for w in asked & set(content_words(s))) / total for _, s in candidates])
+        overlap = np.array([sum(idf(w) for w in asked & set(content_words(f"{h} {s}"))) / total
+                            for h, (_, s) in zip(headings, candidates)])
         sims = vecs[1:] @ vecs[0] + 0.3 * overlap + np.array([0.1 / number for number, _ in candidates])
         chosen = sorted(np.argsort(-sims)[: self.max_sentences], key=lambda i: (candidates[i][0], i))
         text = " ".join(f"{candidates[i][1]} [{candidates[i][0]}]" for i in chosen)

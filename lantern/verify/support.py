@@ -50,10 +50,17 @@ _PART_SPLIT = re.compile(r",\s+(?:and\s+|but\s+|while\s+|which\s+|who\s+)?|;\s+|
 
 
 def stem(word: str) -> str:
+    """A light suffix stripper that maps a word's common forms to one key ("decide", "decides",
+    "decided" -> "decid"; "stop", "stopped" -> "stop"); not a linguistic stem."""
     word = word.lower().strip("'-")
     for suffix in ("ingly", "edly", "ments", "ment", "ness", "ings", "ing", "ies", "ied", "ed", "es", "s", "ly"):
         if len(word) > len(suffix) + 3 and word.endswith(suffix):
-            return word[: -len(suffix)]
+            word = word[: -len(suffix)]
+            if len(word) > 3 and word[-1] == word[-2] and word[-1] not in "aeiouls":
+                word = word[:-1]  # stopp(ed) -> stop
+            break
+    if len(word) > 4 and word.endswith("e"):
+        word = word[:-1]  # decide -> decid, like decid(es)
     return word
 
 

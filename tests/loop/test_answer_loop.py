@@ -193,3 +193,22 @@ def test_loaded_looplm_also_judges_claims(tmp_path):
     judge = LoopLMJudge(lm, "Passage: {evidence}\nClaim: {claim}\nSupported? yes or no.")
     p = judge("Ouro loops four times.", "Ouro applies its layers four times per token.")
     assert 0.0 < p < 1.0 and judge.yes and judge.no and not set(judge.yes) & set(judge.no)
+
+
+def test_the_extractive_reasoner_reads_a_sentence_with_its_section_heading():
+    """Two sentences equally like the question; the one under a heading that names the question's
+    words ("decides", "stop") is the answer."""
+    import numpy as np
+
+    from lantern.loop.reason import ExtractiveReasoner
+    from lantern.records import Evidence, Question
+
+    def passage(number, heading, text):
+        return Evidence(chunk_id=f"c{number}", source="doc.md", text=text, start_line=number * 10, end_line=number * 10,
+                        heading=heading, score=1.0)
+
+    evidence = [passage(1, "Guide > Colours of the interface", "It uses a single gate with a threshold of one half."),
+                passage(2, "Guide > How the model decides when to stop", "It uses a single gate with a threshold of one third.")]
+    flat = lambda texts: np.ones((len(texts), 4)) / 2.0  # noqa: E731  (every text equally similar in meaning)
+    draft = ExtractiveReasoner(flat, max_sentences=1).draft(Question(text="How does it decide when to stop?"), evidence)
+    assert draft.text.endswith("one third. [2]")

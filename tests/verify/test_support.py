@@ -5,7 +5,7 @@ import pytest
 
 from lantern.records import Evidence
 from lantern.settings import load_settings
-from lantern.verify.support import Calibration, SupportModel, Verifier, claim_parts, entities, fit_logistic, has_negation, numbers
+from lantern.verify.support import Calibration, SupportModel, Verifier, claim_parts, content_words, entities, fit_logistic, has_negation, numbers, stem
 
 
 def passage(text, line=10):
@@ -59,3 +59,10 @@ def test_sign_constrained_fit_is_monotone():
     assert np.all(cal.coef * signs >= 0) and cal.coef[0] > 0 and cal.coef[7] < 0
     model = SupportModel.load()
     assert isinstance(model.relevant, Calibration) and isinstance(model.complete, Calibration)
+
+
+def test_a_word_s_common_forms_share_one_key():
+    for forms in (["decide", "decides", "decided", "deciding"], ["stop", "stops", "stopped", "stopping"],
+                  ["increase", "increases", "increased"], ["loop", "loops", "looping", "looped"]):
+        assert len({stem(w) for w in forms}) == 1, forms
+    assert set(content_words("How does Ouro decide when to stop looping?")) <= set(content_words("Ouro decides: it stopped the loops"))
