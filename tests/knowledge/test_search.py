@@ -60,3 +60,15 @@ def test_consecutive_chunks_of_a_real_file_are_neighbours_and_far_ones_are_not()
         assert {r["chunk_id"]: r["score"] for r in neighbour_boost(rows, weight=0.5)}["b"] == pytest.approx(0.5)
     rows = [row("a", "f.md", chunks[0].start_line, chunks[0].end_line, 1.0), row("c", "f.md", chunks[2].start_line, chunks[2].end_line, 0.0)]
     assert {r["chunk_id"]: r["score"] for r in neighbour_boost(rows, weight=0.5)}["c"] == 0.0
+
+
+def test_each_rankings_first_row_is_kept_in_the_top_k():
+    from lantern.knowledge.search import keep_each_lists_best
+
+    vector = [row("v1", "f", 1, 1, 0)] + [row(f"b{i}", "f", 10 * i, 10 * i, 0) for i in range(5)]
+    text = [row("t1", "f", 2, 2, 0)] + [row(f"b{i}", "f", 10 * i, 10 * i, 0) for i in range(5)]
+    fused = rrf_fuse([vector, text])  # b0..b4 are in both lists and beat each list's own first row
+    assert [r["chunk_id"] for r in fused[:3]] == ["b0", "b1", "b2"]
+    kept = [r["chunk_id"] for r in keep_each_lists_best(fused, [vector, text], 3)]
+    assert kept[:3] == ["b0", "v1", "t1"] and sorted(kept) == sorted(r["chunk_id"] for r in fused)
+    assert keep_each_lists_best(fused, [vector, text], 10) == fused  # already in: nothing moves
