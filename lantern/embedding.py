@@ -27,6 +27,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -193,3 +194,19 @@ def load_query_embedder(name: str, device: str = "cpu"):
     import torch
 
     return copy.deepcopy(model).to(torch.bfloat16)
+
+
+def memoized(model) -> Callable[[list[str]], np.ndarray]:
+    """`embed(texts)`: unit vectors from `model`, each distinct text encoded once for the life of the
+    function. One answer's reasoner and verifier share one, so the evidence sentences the extractive
+    reasoner ranks are not embedded again when the verifier checks claims against them."""
+    seen: dict[str, np.ndarray] = {}
+
+    def embed(texts: list[str]) -> np.ndarray:
+        missing = list(dict.fromkeys(t for t in texts if t not in seen))
+        if missing:
+            vectors = model.encode(missing, batch_size=32, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
+            seen.update(zip(missing, vectors))
+        return np.stack([seen[t] for t in texts]) if texts else np.zeros((0, model.get_sentence_embedding_dimension()), np.float32)
+
+    return embed

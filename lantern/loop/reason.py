@@ -66,6 +66,7 @@ class ExtractiveReasoner:
     def draft(self, question: Question, evidence: list[Evidence], feedback: list[str] | None = None,
               tools: list[dict[str, Any]] | None = None, on_token: OnToken | None = None) -> Draft:
         candidates: list[tuple[int, str]] = []
+        spans: list[str] = []
         headings: list[str] = []
         for number, passage in enumerate(evidence, 1):
             for a, b in sentence_spans(passage.text):
@@ -73,10 +74,11 @@ class ExtractiveReasoner:
                 if sentence.lstrip().startswith("#") or len(sentence.split()) < 4:
                     continue  # headings and fragments are not answers
                 candidates.append((number, " ".join(sentence.split())))
+                spans.append(sentence)  # as the verifier will embed it, so the shared cache serves both
                 headings.append(passage.heading.rsplit(">", 1)[-1])
         if not candidates:
             return Draft(text="", model=self.name)
-        vecs = np.asarray(self.embed([question.text] + [s for _, s in candidates]))
+        vecs = np.asarray(self.embed([question.text] + spans))
         # A sentence is a good answer when it is close to the question in meaning and in words
         # (stemmed content words, weighted by rarity among the candidates, counting its section's
         # own heading as a reader would: "It stops when..." under "When the model stops"), and

@@ -12,6 +12,7 @@ import time
 from contextlib import contextmanager
 from typing import Callable
 
+from lantern.embedding import memoized
 from lantern.loop import converge as cv
 from lantern.loop.act import MCPToolRunner, ToolRunner, as_evidence
 from lantern.loop.observe import observe
@@ -59,10 +60,11 @@ def answer(
     if not recall.evidence:
         timings["total"] = round(time.perf_counter() - began, 4)
         return result.model_copy(update={"timings": timings})
+    embed = memoized(kb.embedder)  # one cache: the reasoner's sentence vectors serve the verifier too
 
     with stage("reason"):
         if reasoner is None:
-            reasoner, notice = choose_reasoner(settings, kb.embed, require_model)
+            reasoner, notice = choose_reasoner(settings, embed, require_model)
             if notice:
                 result.notices.append(notice)
         if tools is None and settings.mcp_servers:
@@ -100,7 +102,7 @@ def answer(
                 from lantern.verify.judge import LoopLMJudge
 
                 judge = LoopLMJudge(reasoner.lm, prompts["judge"], settings.exit_threshold)
-            verifier = Verifier.from_settings(settings, judge=judge)
+            verifier = Verifier.from_settings(settings, judge=judge, embed=embed)
         claims = verify(draft, evidence, verifier, prompts["refusal_markers"])
     steps = [draft.avg_exit_steps] if draft.avg_exit_steps else []
 

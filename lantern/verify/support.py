@@ -248,20 +248,12 @@ class Verifier:
         self.judge = judge
 
     @classmethod
-    def from_settings(cls, settings, judge: Judge | None = None) -> "Verifier":
-        from lantern.embedding import load_embedder
+    def from_settings(cls, settings, judge: Judge | None = None, embed: Callable[[list[str]], np.ndarray] | None = None) -> "Verifier":
+        """`embed` defaults to a memoized embedder of its own: claims citing the same passage reuse
+        its sentence vectors; pass the answer's shared one to reuse the reasoner's too."""
+        from lantern.embedding import load_embedder, memoized
 
-        model = load_embedder(settings.embed_model)
-        seen: dict[str, np.ndarray] = {}  # claims citing the same passage reuse its sentence vectors
-
-        def embed(texts: list[str]) -> np.ndarray:
-            missing = list(dict.fromkeys(t for t in texts if t not in seen))
-            if missing:
-                vectors = model.encode(missing, batch_size=32, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
-                seen.update(zip(missing, vectors))
-            return np.stack([seen[t] for t in texts])
-
-        return cls(embed, SupportModel.load(), settings.min_support, judge)
+        return cls(embed or memoized(load_embedder(settings.embed_model)), SupportModel.load(), settings.min_support, judge)
 
     def check(self, claim: str, passages: list[Evidence], citations: list[int] | None = None) -> Claim:
         """Verify `claim` against the cited passages (1-based), or all passages when it cites none."""
