@@ -87,6 +87,8 @@ class KnowledgeBase:
         )
 
     def search(self, query: str, k: int | None = None, mode: SearchMode | None = None) -> list[Evidence]:
+        if not query.strip():
+            raise KnowledgeBaseError('the query is empty; give words to look for, e.g. lantern search "exit gate".')
         self._check_embedder()
         if self.reranker is None and self.settings.reranker:
             from lantern.knowledge.search import CrossEncoderReranker

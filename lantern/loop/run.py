@@ -50,6 +50,10 @@ def answer(
     began = time.perf_counter()
     with stage("observe"):
         question = observe(question_text, history)
+    if require_model:  # a model the user named must exist, whether or not this question needs it
+        from lantern.runtime.locate import require
+
+        require(settings.model)
     with stage("remember"):
         if kb is None:
             from lantern.knowledge import KnowledgeBase

@@ -163,3 +163,9 @@ def test_a_pluggable_reranker_reorders_results(kb, tmp_path):
     broken = KnowledgeBase.open(load_settings({"reranker": str(tmp_path / "no-such-model")}))
     with pytest.raises(KnowledgeBaseError, match="reranker"):
         broken.search("cats")
+
+
+def test_an_empty_query_is_an_error_not_arbitrary_results(kb, tmp_path):
+    kb.ingest([write_docs(tmp_path / "docs")])
+    with pytest.raises(KnowledgeBaseError, match="query is empty"):
+        kb.search("   ")

@@ -212,3 +212,11 @@ def test_the_extractive_reasoner_reads_a_sentence_with_its_section_heading():
     flat = lambda texts: np.ones((len(texts), 4)) / 2.0  # noqa: E731  (every text equally similar in meaning)
     draft = ExtractiveReasoner(flat, max_sentences=1).draft(Question(text="How does it decide when to stop?"), evidence)
     assert draft.text.endswith("one third. [2]")
+
+
+def test_a_named_model_that_is_missing_is_an_error_even_without_evidence(kb, tmp_path):
+    from lantern.errors import ModelNotFound
+
+    settings = load_settings({"model": str(tmp_path / "no-such-model")})
+    with pytest.raises(ModelNotFound, match="no checkpoint at"):
+        answer("zzzz qqqq", settings, kb=kb, require_model=True)
