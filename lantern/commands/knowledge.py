@@ -82,8 +82,8 @@ def register(app: typer.Typer) -> None:
                 {
                     "added": report.added, "updated": report.updated, "unchanged": len(report.unchanged),
                     "removed": report.removed, "failed": [{"path": p, "reason": r} for p, r in report.failed],
-                    "chunks": report.chunks, "seconds": round(report.seconds, 3), "interrupted": report.interrupted,
-                    "total_chunks": kb.count(),
+                    "ignored": report.ignored, "chunks": report.chunks, "seconds": round(report.seconds, 3),
+                    "interrupted": report.interrupted, "total_chunks": kb.count(),
                 }
             )
         else:
@@ -92,12 +92,22 @@ def register(app: typer.Typer) -> None:
             rate = report.chunks / report.seconds if report.seconds else 0.0
             print(
                 f"{len(report.added)} added, {len(report.updated)} updated, {len(report.unchanged)} unchanged, "
-                f"{len(report.removed)} removed, {len(report.failed)} failed; {report.chunks} chunks written "
+                f"{len(report.removed)} removed, {len(report.failed)} failed"
+                + (f" ({report.ignored} file{'s' if report.ignored > 1 else ''} of other types ignored)" if report.ignored else "")
+                + f"; {report.chunks} chunks written "
                 f"in {report.seconds:.1f} s ({rate:.0f} chunks/s); the knowledge base holds {kb.count()} chunks."
             )
         if report.interrupted:
             common.error("interrupted; what was written is kept. Run the same command again to finish.")
             raise typer.Exit(130)
+        named = report.named_failures(paths)
+        if named:
+            # Exit non-zero so `lantern ingest typo/ && lantern ask ...` stops; what could be ingested was.
+            if len(named) == 1:
+                common.error(f"{common.display_path(named[0][0])} could not be ingested ({named[0][1]}); the rest was. Fix the path or leave it out.")
+            else:
+                common.error(f"{len(named)} of the paths given could not be ingested (listed above); the rest was. Fix them or leave them out.")
+            raise typer.Exit(1)
 
     @app.command(rich_help_panel="Knowledge base")
     def search(

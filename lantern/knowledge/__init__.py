@@ -89,6 +89,8 @@ class KnowledgeBase:
     def search(self, query: str, k: int | None = None, mode: SearchMode | None = None) -> list[Evidence]:
         if not query.strip():
             raise KnowledgeBaseError('the query is empty; give words to look for, e.g. lantern search "exit gate".')
+        if k is not None and k < 1:
+            raise KnowledgeBaseError(f"cannot return {k} results; ask for 1 or more (-k 5).")
         self._check_embedder()
         if self.reranker is None and self.settings.reranker:
             from lantern.knowledge.search import CrossEncoderReranker
@@ -98,7 +100,7 @@ class KnowledgeBase:
             except Exception as exc:
                 raise KnowledgeBaseError(f"cannot load reranker {self.settings.reranker!r} ({exc.__class__.__name__}); give a local CrossEncoder folder or unset the reranker setting.") from exc
         embed = lambda texts: [self.embed_query(t) for t in texts]  # noqa: E731
-        return search(self.store, embed, query, k or self.settings.top_k, mode or self.settings.search_mode, self.reranker)
+        return search(self.store, embed, query, self.settings.top_k if k is None else k, mode or self.settings.search_mode, self.reranker)
 
     def files(self) -> list[StoredFile]:
         return sorted(self.store.stored_files().values(), key=lambda f: f.path)

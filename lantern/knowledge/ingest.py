@@ -49,6 +49,14 @@ class IngestReport:
     embed_seconds: float = 0.0
     interrupted: bool = False
     reembedded: int = 0
+    ignored: int = 0
+    """Files under the given folders that are of no supported type (images, archives, ...)."""
+
+    def named_failures(self, given: list[str]) -> list[tuple[str, str]]:
+        """Failures of paths the user named themselves (a typo, an unsupported file asked for by name),
+        as opposed to bad files met while walking a folder."""
+        named = {str(Path(p).expanduser().resolve()) for p in given} | set(given)
+        return [(path, reason) for path, reason in self.failed if path in named or str(Path(path).expanduser().resolve()) in named]
 
 
 class IngestProgress(Protocol):
@@ -95,9 +103,11 @@ def is_excluded(path: Path, root: Path, patterns: list[str]) -> bool:
     return any(fnmatch.fnmatch(part, pattern) for part in parts for pattern in patterns)
 
 
-def discover(paths: list[Path], exclude: list[str]) -> tuple[list[Path], list[tuple[str, str]], list[Path]]:
-    """(files to consider, failures for named paths, folders walked). Unsupported files in folders are ignored."""
+def discover(paths: list[Path], exclude: list[str]) -> tuple[list[Path], list[tuple[str, str]], list[Path], int]:
+    """(files to consider, failures for named paths, folders walked, files ignored). Files of no
+    supported type under a folder are ignored (counted, not failed): a docs folder holds images."""
     files: list[Path] = []
+    ignored = 0
     failed: list[tuple[str, str]] = []
     folders: list[Path] = []
     for given in paths:
@@ -109,15 +119,19 @@ def discover(paths: list[Path], exclude: list[str]) -> tuple[list[Path], list[tu
                 dirnames[:] = sorted(d for d in dirnames if not is_excluded(here / d, path, exclude))
                 for name in sorted(filenames):
                     candidate = here / name
-                    if format_of(candidate) and not is_excluded(candidate, path, exclude) and not candidate.is_symlink():
+                    if is_excluded(candidate, path, exclude) or candidate.is_symlink():
+                        continue
+                    if format_of(candidate):
                         files.append(candidate)
+                    else:
+                        ignored += 1
         elif path.is_file():
             files.append(path)
         elif not path.exists():
             failed.append((str(given), "no such file or directory"))
         else:
             failed.append((str(given), "not a regular file"))
-    return list(dict.fromkeys(files)), failed, folders
+    return list(dict.fromkeys(files)), failed, folders, ignored
 
 
 def ingest(
@@ -140,7 +154,7 @@ def ingest(
     began = time.perf_counter()
     try:
         table = _live_table(store, embed, embed_model, dim, report, progress)
-        files, report.failed, folders = discover(paths, exclude)
+        files, report.failed, folders, report.ignored = discover(paths, exclude)
         stored = store.stored_files()
         progress.start(len(files))
         pending: list[_Pending] = []

@@ -72,6 +72,41 @@ def test_bad_files_are_reported_and_the_rest_is_ingested(kb, tmp_path):
     assert set(reasons) == {"broken.pdf", "blob.txt", "missing.md"}
     assert "corrupt PDF" in reasons["broken.pdf"] and "binary" in reasons["blob.txt"]
     assert len(report.added) == 3
+    assert report.named_failures([str(docs), str(tmp_path / "missing.md")]) == [(str(tmp_path / "missing.md"), "no such file or directory")]
+
+
+def test_files_of_other_types_in_a_folder_are_counted_not_failed(kb, tmp_path):
+    docs = write_docs(tmp_path / "docs")
+    (docs / "photo.jpg").write_bytes(b"\xff\xd8\xff")
+    (docs / "sub" / "archive.zip").write_bytes(b"PK\x03\x04")
+    report = kb.ingest([docs])
+    assert report.ignored == 2 and not report.failed and len(report.added) == 3
+    named = kb.ingest([docs / "photo.jpg"])
+    assert [Path(p).name for p, _ in named.named_failures([str(docs / "photo.jpg")])] == ["photo.jpg"]
+
+
+def test_cli_ingest_exits_non_zero_when_a_named_path_fails_but_keeps_the_rest(tmp_path, capsys):
+    from lantern.cli import main
+
+    docs = write_docs(tmp_path / "docs")
+    (docs / "broken.pdf").write_bytes(b"%PDF-1.4 garbage")
+
+    def run(*args):
+        try:
+            main(list(args))
+            code = 0
+        except SystemExit as exc:
+            code = exc.code or 0
+        return code, *capsys.readouterr()
+
+    code, out, err = run("ingest", str(docs), str(tmp_path / "typo"))
+    assert code == 1 and "3 added" in out
+    assert err.strip().splitlines()[-1].startswith("error: ") and "typo" in err.strip().splitlines()[-1]
+    assert "broken.pdf: corrupt PDF" in err
+    code, out, err = run("ingest", str(docs))  # a bad file met inside a folder is reported, not fatal
+    assert code == 0 and "3 unchanged, 0 removed, 1 failed" in out
+    code, out, err = run("search", "cats", "-k", "0")
+    assert code == 1 and err.startswith("error: ") and "1 or more" in err and err.count("\n") == 1
 
 
 def test_kb_rm_removes_a_file_or_a_folder(kb, tmp_path):
