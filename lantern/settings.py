@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import platformdirs
-from pydantic import Field
+from pydantic import ValidationError, Field
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from lantern.errors import LanternError
@@ -157,9 +157,20 @@ def load_settings(overrides: dict[str, Any] | None = None) -> Settings:
     init = {k: v for k, v in from_file.items() if k not in env_names} | cli | {"home": home}
     try:
         return Settings(**init)
-    except ValueError as exc:
-        first = str(exc).splitlines()
-        raise LanternError(f"invalid setting: {' '.join(first[1:3]).strip() or first[0]}") from exc
+    except ValidationError as exc:
+        problem = exc.errors()[0]
+        name = str(problem["loc"][0]) if problem["loc"] else "?"
+        if name in cli:
+            origin = "the command line"
+        elif name in env_names:
+            origin = ENV_PREFIX + name.upper()
+        elif name in from_file:
+            origin = str(home / "config.toml")
+        else:
+            origin = "the defaults"
+        value = problem.get("input")
+        shown = f" = {value!r}" if isinstance(value, (str, int, float, bool)) else ""
+        raise LanternError(f"invalid setting {name}{shown} (from {origin}): {problem['msg']}; `lantern config` lists every setting.") from exc
 
 
 def setting_origins(overrides: dict[str, Any] | None = None) -> dict[str, str]:

@@ -59,7 +59,8 @@ def test_config_json_reports_origins(capsys, monkeypatch):
 def test_bad_setting_value_is_one_line(capsys, monkeypatch):
     monkeypatch.setenv("LANTERN_MODE", "turbo")
     code, _, err = run_cli(capsys, "config")
-    assert code == 1 and err.startswith("error: invalid setting") and err.count("\n") == 1
+    assert code == 1 and err.startswith("error: invalid setting mode = 'turbo' (from LANTERN_MODE)") and err.count("\n") == 1
+    assert "'deep' or 'fast'" in err
 
 
 def test_doctor_reports_missing_model_and_empty_kb(capsys, isolated_home):

@@ -43,7 +43,7 @@ def test_home_flag_reads_that_homes_config(tmp_path):
 
 @pytest.mark.parametrize(
     "text, fragment",
-    [("mode = ", "not valid TOML"), ('modle = "fast"', "unknown setting"), ('mode = "turbo"', "invalid setting")],
+    [("mode = ", "not valid TOML"), ('modle = "fast"', "unknown setting"), ('mode = "turbo"', "invalid setting mode = 'turbo' (from "), ('top_k = 0', "top_k = 0 (from ")],
 )
 def test_bad_config_is_one_clear_line(isolated_home, text, fragment):
     write_config(isolated_home, text)
