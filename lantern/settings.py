@@ -95,7 +95,7 @@ class Settings(BaseSettings):
     converge_rounds: int = Field(1, ge=0)
     """How many times unsupported claims are re-generated with the verifier's feedback before being dropped."""
     model_judge: bool = True
-    """Also ask the reasoning LoopLM, when one is loaded, whether each claim's evidence supports it (a yes/no judgement combined with the feature score)."""
+    """Also ask the reasoning LoopLM, when one is loaded, whether each claim's evidence supports it (a yes/no judgement averaged with the feature score in log-odds, at most 2 either way, and not asked when no word of the claim is in the evidence)."""
     verifier_model: str | None = None
     """Optional NLI / fact-checking model (id or path, e.g. a MiniCheck or HHEM checkpoint) used as an extra verifier layer when installed."""
 

@@ -6,7 +6,8 @@ Layers, cheapest first:
 3. embedding: MiniLM similarity of the claim, and of each of its parts, to the best sentences
    (a compound claim is only as supported as its least supported part);
 4. judgement: an optional `judge(claim, evidence) -> P(supported)` (the loaded LoopLM as a yes/no
-   judge, or an NLI model), averaged in log-odds with the feature score when present.
+   judge, or an NLI model), averaged in log-odds with the feature score when present, bounded
+   (`JUDGE_MAX_LOG_ODDS`), and skipped when no word of the claim is in the evidence.
 Layers 1-3 become a feature vector; two sign-constrained logistic regressions, one fitted on the
 Climate-FEVER dev half (is the evidence about the claim?) and one on the WiCE dev half (is every
 detail there?), multiply into a confidence in [0, 1] (bench/verifier.py --fit writes them to
@@ -36,6 +37,10 @@ FEATURE_SIGNS = np.array([1, 1, 1, 1, 1, 1, 1, -1, -1])
 """More support evidence may never lower the confidence: fitted weights are kept to these signs."""
 
 Judge = Callable[[str, str], float]
+JUDGE_MAX_LOG_ODDS = 2.0
+"""How far one judgement may pull the confidence, in log-odds (P(yes) is read within 0.12 to 0.88):
+neither the LoopLM's one-token yes/no nor an NLI head is calibrated on our data, and a degenerate
+model says "yes" to anything with p = 0.99."""
 
 _STOP = set(
     "a an the and or but if then of to in on at by for with from as is are was were be been being it its this that these those "
@@ -270,9 +275,12 @@ class Verifier:
         support = support_features(claim, vecs[0], vecs[1 : 1 + len(parts)], sentences, vecs[1 + len(parts) :])
         confidence = float(self.calibration.confidence(support.features))
         passage, a, b = candidates[support.best]
-        if self.judge is not None:
+        if self.judge is not None and support.features[FEATURES.index("coverage_top")] > 0:
+            # Averaged in log-odds with the features, bounded; and never consulted for a claim none of
+            # whose words are in the evidence: a judge refines support, it cannot invent it.
             p = min(max(self.judge(claim, sentences[support.best]), 1e-4), 1 - 1e-4)
-            confidence = 1 / (1 + math.exp(-(math.log(confidence / (1 - confidence)) + math.log(p / (1 - p))) / 2))
+            judged = max(-JUDGE_MAX_LOG_ODDS, min(JUDGE_MAX_LOG_ODDS, math.log(p / (1 - p))))
+            confidence = 1 / (1 + math.exp(-(math.log(confidence / (1 - confidence)) + judged) / 2))
         start_line = passage.start_line + passage.text.count("\n", 0, a)
         end_line = passage.start_line + passage.text.count("\n", 0, b)
         verdict = verdict_of(confidence, support.features, self.min_support)

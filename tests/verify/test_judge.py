@@ -3,7 +3,7 @@
 import pytest
 
 from lantern.errors import LanternError
-from lantern.records import Evidence
+from lantern.records import Evidence, Verdict
 from lantern.settings import load_settings
 from lantern.verify.judge import CrossEncoderJudge
 from lantern.verify.support import Verifier
@@ -53,3 +53,14 @@ def test_verifier_combines_the_judge_with_its_features(tmp_path):
     sure = Verifier.from_settings(settings, judge=lambda claim, ev: 0.99).check("Ouro loops four times per token.", evidence, [1])
     doubt = Verifier.from_settings(settings, judge=lambda claim, ev: 0.01).check("Ouro loops four times per token.", evidence, [1])
     assert doubt.confidence < plain.confidence < sure.confidence
+
+
+def test_a_judge_that_always_says_yes_cannot_rescue_unrelated_or_garbage_claims(tmp_path):
+    """A random-weights LoopLM judged its own token soup "supported" (p 0.99 averaged with 0.004)."""
+    settings = load_settings()
+    evidence = [Evidence(chunk_id="c", source="/a.md", text="Both use a vocabulary of 49,152 tokens and rotary position embeddings.", start_line=1, end_line=1)]
+    yes_man = Verifier.from_settings(settings, judge=lambda claim, ev: 0.9999)
+    for claim in ("ves keners ken ken ken ken ken moken ves", "Paris hosted the 1924 Summer Olympics."):
+        checked = yes_man.check(claim, evidence, [1])
+        assert checked.verdict != Verdict.supported, claim
+        assert checked.confidence < settings.min_support
