@@ -17,14 +17,18 @@ def register(app: typer.Typer) -> None:
         mode: str = typer.Option(None, "--mode", help="deep (adaptive loop depth) or fast (all loop steps)."),
         model: str = typer.Option(None, "--model", help="Model name, HF id or snapshot directory."),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of text."),
+        session: str = typer.Option(None, "--session", help="Keep this conversation under a name: follow-ups see its earlier turns."),
     ) -> None:
         """Answer a question from the knowledge base, with verified claims.
 
-        Example: `lantern ask "How does Ouro decide when to stop looping?"`
+        Example: `lantern ask "How does Ouro decide when to stop looping?"`, then
+        `lantern ask --session ouro "What is DEEP mode?"` and `lantern ask --session ouro "and how fast is it?"`
         """
         from lantern.loop import answer
+        from lantern.sessions import append_turns, exchange, load_turns
 
         settings = common.settings(mode=mode, model=model)
+        history = load_turns(settings.home, session) if session else None
         streamed: list[str] = []
 
         def on_token(text: str) -> None:
@@ -34,7 +38,9 @@ def register(app: typer.Typer) -> None:
                 streamed.append(text)
                 print(text, end="", flush=True)
 
-        result = answer(question, settings, on_token=on_token, require_model=model is not None)
+        result = answer(question, settings, history=history, session_id=session, on_token=on_token, require_model=model is not None)
+        if session:  # only a finished answer joins the session
+            append_turns(settings.home, session, exchange(result.question, result.answer))
         if streamed:
             print("\n")
         for notice in result.notices:

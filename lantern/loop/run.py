@@ -31,6 +31,7 @@ def answer(
     settings: Settings,
     *,
     history: list[Turn] | None = None,
+    session_id: str | None = None,
     kb=None,
     reasoner: Reasoner | None = None,
     verifier=None,
@@ -49,7 +50,7 @@ def answer(
 
     began = time.perf_counter()
     with stage("observe"):
-        question = observe(question_text, history)
+        question = observe(question_text, history, session_id)
     if require_model:  # a model the user named must exist, whether or not this question needs it
         from lantern.runtime.locate import require
 
