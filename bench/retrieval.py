@@ -208,7 +208,23 @@ def latency(embed, split: str, work: Path) -> dict:
         search(store, embed.query, q, 6, "hybrid")
         times.append((time.perf_counter() - started) * 1000)
     return {"chunks": store.count(), "queries": len(times), "p50_ms": round(float(np.percentile(times, 50)), 1),
-            "p95_ms": round(float(np.percentile(times, 95)), 1)} | cli_startup(work)
+            "p95_ms": round(float(np.percentile(times, 95)), 1)} | query_embedding(queries[:50]) | cli_startup(work)
+
+
+def query_embedding(queries: list[str]) -> dict:
+    """Median ms to embed one query: the warm path (torch, bfloat16 where native) next to the numpy
+    path `lantern search` takes to avoid importing torch."""
+    medians = {}
+    for name, model in (("torch", load_query_embedder("all-MiniLM-L6-v2")),
+                        ("numpy", load_query_embedder("all-MiniLM-L6-v2", without_torch=True))):
+        model.encode(queries[:3])
+        times = []
+        for q in queries:
+            started = time.perf_counter()
+            model.encode([q], normalize_embeddings=True)
+            times.append((time.perf_counter() - started) * 1000)
+        medians[f"query_embed_ms_{name}"] = round(float(np.median(times)), 2)
+    return medians
 
 
 def cli_startup(work: Path) -> dict:

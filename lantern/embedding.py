@@ -16,7 +16,9 @@ sentence-transformers itself, which stays the reference the tests compare `TextE
 copy of the same model where the CPU multiplies bfloat16 natively (AVX512-BF16 or AMX), which cuts
 a query's embedding from about 12 to 9 ms on this project's 2-core machine; elsewhere it is the
 float32 model itself. Stored chunk vectors always come from the float32 model (`load_embedder`);
-tests hold the two to a cosine of 0.995 or better.
+tests hold the two to a cosine of 0.995 or better. A process that embeds one query and exits asks
+for it `without_torch`: the numpy forward pass of `lantern.bert_encoder.NumpyBert`, float32 and
+equal to the reference to rounding, spares it the 1.3 s import of torch.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from typing import Callable
 
 import numpy as np
 
+from lantern.bert_encoder import NumpyBert
 from lantern.errors import LanternError
 
 PACKAGED_MODELS = {"all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}
@@ -86,11 +89,15 @@ class TextEncoder:
     token states come from `lantern.bert_encoder` for BERT-family checkpoints, else from
     transformers' AutoModel; pooling and normalisation follow the folder's own configuration."""
 
-    def __init__(self, folder: Path, layout: Layout, device: str = "cpu") -> None:
-        from lantern.bert_encoder import BertEncoder
+    def __init__(self, folder: Path, layout: Layout, device: str = "cpu", backend: str = "torch") -> None:
+        """`backend="numpy"` runs `NumpyBert` (BERT-family folders only): no torch import at all."""
+        from lantern import bert_encoder
 
         self.layout = layout
-        self.bert = BertEncoder(folder) if device == "cpu" and BertEncoder.supports(folder) else None
+        if backend == "numpy":
+            self.bert = bert_encoder.NumpyBert(folder)
+        else:
+            self.bert = bert_encoder.BertEncoder(folder) if device == "cpu" and bert_encoder.supports(folder) else None
         if self.bert is not None:
             self.dim = self.bert.hidden_size
             self.max_length = layout.max_length or int(self.bert.config.get("max_position_embeddings", 512))
@@ -117,38 +124,39 @@ class TextEncoder:
             other.model = copy.deepcopy(self.model).to(torch.bfloat16)
         return other
 
-    def _token_states(self, batch: list[str]):
-        """(float32 token states [B, L, H], attention mask [B, L]) for one batch of texts."""
+    def _token_states(self, batch: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(float32 token states [B, L, H], attention mask [B, L]) for one batch of texts, as numpy."""
+        if isinstance(self.bert, NumpyBert):
+            ids, types, mask = self.bert.tokenize(batch, self.max_length)
+            return self.bert.forward(ids, types, mask), mask
         import torch
 
         if self.bert is not None:
             ids, types, mask = self.bert.tokenize(batch, self.max_length)
-            return self.bert.forward(ids, types, mask), mask
+            return self.bert.forward(ids, types, mask).numpy(), mask.numpy()
         encoded = self.tokenizer(batch, padding=True, truncation="longest_first", max_length=self.max_length, return_tensors="pt")
         encoded = {key: value.to(self.model.device) for key, value in encoded.items()}
         with torch.inference_mode():
-            return self.model(**encoded).last_hidden_state.float(), encoded["attention_mask"]
+            return self.model(**encoded).last_hidden_state.float().cpu().numpy(), encoded["attention_mask"].cpu().numpy()
 
     def encode(self, texts: list[str], batch_size: int = 32, normalize_embeddings: bool = False, **_ignored) -> np.ndarray:
         """One float32 row per text; `**_ignored` takes sentence-transformers' display options."""
-        import torch
-
         # Longest first, as sentence-transformers does, so each batch pads little.
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
         rows: list[np.ndarray] = [np.empty(0, dtype=np.float32)] * len(texts)
         for start in range(0, len(order), batch_size):
             batch = [texts[i].lower() if self.layout.lower_case else texts[i] for i in order[start : start + batch_size]]
             tokens, attention = self._token_states(batch)
-            mask = attention.unsqueeze(-1).to(tokens.dtype).to(tokens.device)
+            mask = attention[..., None].astype(np.float32)
             if self.layout.pooling == "mean":
-                vectors = (tokens * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+                vectors = (tokens * mask).sum(axis=1) / np.maximum(mask.sum(axis=1), 1e-9)
             elif self.layout.pooling == "cls":
                 vectors = tokens[:, 0]
             else:
-                vectors = tokens.masked_fill(mask == 0, -1e9).max(dim=1).values
+                vectors = np.where(mask > 0, tokens, np.float32(-1e9)).max(axis=1)
             if self.layout.normalize or normalize_embeddings:
-                vectors = torch.nn.functional.normalize(vectors, p=2, dim=1)
-            for offset, vector in enumerate(vectors.cpu().numpy()):
+                vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+            for offset, vector in enumerate(vectors):
                 rows[order[start + offset]] = vector
         return np.stack(rows).astype(np.float32) if rows else np.zeros((0, self.dim), np.float32)
 
@@ -176,6 +184,22 @@ def load_embedder(name: str, device: str = "cpu", reference: bool = False):
         ) from exc
 
 
+def _numpy_encoder(name: str) -> TextEncoder | None:
+    """A numpy-backed `TextEncoder` for a BERT-family folder with the simple layout, else None."""
+    from lantern import bert_encoder
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    folder = Path(resolve_embedder(name))
+    layout = simple_layout(folder)
+    if layout is None or not bert_encoder.supports(folder):
+        return None
+    try:
+        return TextEncoder(folder, layout, backend="numpy")
+    except Exception as exc:  # a corrupt folder: the same one line as load_embedder gives
+        raise LanternError(f"cannot load embedder {name!r} ({exc.__class__.__name__}); give a local sentence-transformers "
+                           f"folder or a model already in the HF cache (embed_model setting).") from exc
+
+
 def cpu_has_native_bf16() -> bool:
     import torch
 
@@ -184,8 +208,14 @@ def cpu_has_native_bf16() -> bool:
 
 
 @functools.lru_cache(maxsize=4)
-def load_query_embedder(name: str, device: str = "cpu"):
-    """The embedder for single queries: a bfloat16 copy where the CPU runs bfloat16 natively."""
+def load_query_embedder(name: str, device: str = "cpu", without_torch: bool = False):
+    """The embedder for single queries: a bfloat16 copy where the CPU runs bfloat16 natively.
+    `without_torch=True` (a process that embeds one query and nothing else, like `lantern search`)
+    gets the float32 numpy forward pass where the model allows it, and never imports torch."""
+    if without_torch and device == "cpu":
+        light = _numpy_encoder(name)
+        if light is not None:
+            return light
     model = load_embedder(name, device)
     if device != "cpu" or not cpu_has_native_bf16():
         return model

@@ -126,6 +126,7 @@ def register(app: typer.Typer) -> None:
         if mode not in (None, "hybrid", "vector", "text"):
             raise LanternError(f"--mode {mode!r}: use hybrid, vector or text.")
         kb = KnowledgeBase.open(common.settings())
+        kb.queries_without_torch = True  # one query, then exit: numpy beats importing torch
         if kb.count() == 0:
             raise LanternError("the knowledge base is empty; add documents with `lantern ingest PATH`.")
         hits = kb.search(query, k, mode)

@@ -28,6 +28,9 @@ class KnowledgeBase:
         self.reranker: Reranker | None = None
         self._embedder = None
         self._query_vectors: dict = {}
+        self.queries_without_torch = False
+        """Set by a process that only searches (`lantern search`): queries then embed through numpy,
+        and torch, 1.3 s to import, is never loaded. Ingestion still needs torch."""
 
     @classmethod
     def open(cls, settings: Settings | None = None) -> "KnowledgeBase":
@@ -54,7 +57,7 @@ class KnowledgeBase:
 
             if len(self._query_vectors) >= 64:
                 self._query_vectors.pop(next(iter(self._query_vectors)))
-            model = load_query_embedder(self.settings.embed_model)
+            model = load_query_embedder(self.settings.embed_model, without_torch=self.queries_without_torch)
             vector = model.encode([query], normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)[0]
             self._query_vectors[query] = vector.astype("float32")
         return self._query_vectors[query]

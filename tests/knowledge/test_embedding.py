@@ -33,9 +33,9 @@ def test_the_default_embedder_runs_on_the_own_bert_encoder_and_matches_the_refer
 def test_the_transformers_fallback_matches_the_reference_too(reference, monkeypatch):
     from pathlib import Path
 
-    from lantern.bert_encoder import BertEncoder
+    from lantern import bert_encoder
 
-    monkeypatch.setattr(BertEncoder, "supports", staticmethod(lambda folder: False))
+    monkeypatch.setattr(bert_encoder, "supports", lambda folder: False)
     folder = Path(resolve_embedder("all-MiniLM-L6-v2"))
     encoder = TextEncoder(folder, simple_layout(folder))
     assert encoder.bert is None
@@ -46,6 +46,43 @@ def test_the_fast_query_embedder_agrees_with_the_float32_reference(reference):
     fast = np.stack([load_query_embedder("all-MiniLM-L6-v2").encode([t], normalize_embeddings=True)[0] for t in TEXTS])
     assert fast.dtype == np.float32
     assert (reference * fast).sum(axis=1).min() >= 0.995
+
+
+def test_the_numpy_query_embedder_matches_the_reference_without_torch(reference):
+    from lantern.bert_encoder import NumpyBert
+
+    light = load_query_embedder("all-MiniLM-L6-v2", without_torch=True)
+    assert isinstance(light.bert, NumpyBert)
+    assert np.abs(light.encode(TEXTS, batch_size=2) - reference).max() < 1e-5
+    one_by_one = np.stack([light.encode([t])[0] for t in TEXTS])
+    assert np.abs(one_by_one - reference).max() < 1e-5
+
+
+def test_numpy_erf_is_exact_to_float32_rounding():
+    import math
+
+    from lantern.bert_encoder import erf
+
+    x = np.linspace(-7, 7, 20001, dtype=np.float32)
+    assert np.abs(erf(x) - np.array([math.erf(float(v)) for v in x])).max() < 5e-7
+
+
+def test_lantern_search_never_imports_torch(tmp_path):
+    """`lantern search` embeds one query; importing torch for it cost 1.3 s of a 3 s command."""
+    import os
+    import subprocess
+    import sys
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "gate.md").write_text("# Exit\n\nAn exit gate decides when the model stops looping.\n")
+    env = dict(os.environ, LANTERN_HOME=str(tmp_path / "home"))
+    subprocess.run([sys.executable, "-m", "lantern", "ingest", str(docs)], env=env, check=True, capture_output=True)
+    probe = ("import sys\nfrom lantern.cli import main\ntry:\n    main(['search', 'when does the model stop', '--json'])\n"
+             "except SystemExit as exc:\n    assert not exc.code\nprint('torch' in sys.modules, file=sys.stderr)")
+    done = subprocess.run([sys.executable, "-c", probe], env=env, check=True, capture_output=True, text=True)
+    assert json.loads(done.stdout)[0]["source"].endswith("gate.md")
+    assert done.stderr.strip().splitlines()[-1] == "False"
 
 
 def _folder(tmp_path, modules, pooling, config=None):
