@@ -47,7 +47,7 @@ class _RichProgress:
         self.progress.update(self.task, advance=files, chunks=self.chunks, rate=rate)
 
     def message(self, text: str) -> None:
-        self.console.print(text, highlight=False)
+        self.console.print(text, highlight=False, soft_wrap=True)
 
     def stop(self) -> None:
         self.progress.stop()

@@ -8,8 +8,11 @@ search (vector, full text, RRF fusion, rerank).
 
 from __future__ import annotations
 
+import logging
 import os
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Callable
 
 from lantern.errors import KnowledgeBaseError
 from lantern.knowledge.ingest import IngestProgress, IngestReport, ingest
@@ -19,6 +22,8 @@ from lantern.records import Evidence
 from lantern.settings import Settings, load_settings
 
 __all__ = ["KnowledgeBase", "retrieve", "IngestReport", "StoredFile"]
+
+log = logging.getLogger(__name__)
 
 
 class KnowledgeBase:
@@ -74,7 +79,31 @@ class KnowledgeBase:
         return int(get_dim())
 
     # --- verbs ---------------------------------------------------------------------------------
+    @contextmanager
+    def writing(self, say: Callable[[str], None] | None = None):
+        """Hold the knowledge base's writer lock: one ingest or removal at a time, across processes.
+        LanceDB commits are atomic, but two writers' index rebuilds and compactions conflict (the
+        second one failed with a commit conflict); a second writer waits here instead, and saying
+        so once."""
+        from filelock import FileLock, Timeout
+
+        self.settings.home.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(self.settings.home / "kb.write.lock"))
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            (say or log.warning)("another `lantern ingest` or `kb rm` is writing to this knowledge base; waiting for it to finish (Ctrl-C to stop).")
+            lock.acquire()
+        try:
+            yield
+        finally:
+            lock.release()
+
     def ingest(self, paths: list[str | Path], progress: IngestProgress | None = None) -> IngestReport:
+        with self.writing(progress.message if progress is not None else None):
+            return self._ingest(paths, progress)
+
+    def _ingest(self, paths: list[str | Path], progress: IngestProgress | None) -> IngestReport:
         return ingest(
             self.store,
             self.embed,
@@ -115,8 +144,9 @@ class KnowledgeBase:
         doomed = [p for p in stored if p == target or p.startswith(target.rstrip(os.sep) + os.sep)]
         if not doomed:
             raise KnowledgeBaseError(f"{path} is not in the knowledge base; `lantern kb list` shows what is.")
-        self.store.remove_files(doomed)
-        self.store.optimize()
+        with self.writing():
+            self.store.remove_files(doomed)
+            self.store.optimize()
         return doomed
 
     def count(self) -> int:

@@ -204,3 +204,20 @@ def test_an_empty_query_is_an_error_not_arbitrary_results(kb, tmp_path):
     kb.ingest([write_docs(tmp_path / "docs")])
     with pytest.raises(KnowledgeBaseError, match="query is empty"):
         kb.search("   ")
+
+
+def test_a_second_writer_waits_for_the_first_instead_of_failing(kb, tmp_path, isolated_home):
+    """Two ingests at once: the second one's index rebuild hit a LanceDB commit conflict and crashed."""
+    docs = write_docs(tmp_path / "docs")
+    log = tmp_path / "second.err"
+    with kb.writing():
+        with log.open("w") as err:
+            second = subprocess.Popen([sys.executable, "-m", "lantern", "ingest", str(docs), "--json"], stdout=subprocess.PIPE,
+                                      stderr=err, text=True, env=dict(os.environ, LANTERN_HOME=str(isolated_home)))
+        deadline = time.time() + 120
+        while "waiting for it to finish" not in log.read_text() and second.poll() is None and time.time() < deadline:
+            time.sleep(0.05)
+        assert second.poll() is None, "the second writer did not wait"
+        assert "another `lantern ingest` or `kb rm` is writing" in log.read_text()
+    out, _ = second.communicate(timeout=120)
+    assert second.returncode == 0 and len(json.loads(out)["added"]) == 3
