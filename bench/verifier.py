@@ -29,6 +29,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from lantern.embedding import load_embedder  # noqa: E402
 from lantern.settings import Settings  # noqa: E402
 from lantern.records import Verdict  # noqa: E402
+from lantern.verify.copies import copied_sentence, settled  # noqa: E402
 from lantern.verify.support import FEATURE_SIGNS, SupportModel, WEIGHTS_PATH, claim_parts, content_words, fit_logistic, numbers, support_features, verdict_of  # noqa: E402
 
 EVAL = ROOT.parent / "shared" / "eval"
@@ -78,7 +79,17 @@ def featurize(embed, claim, sentences):
     vecs = embed([claim] + parts + sentences)
     claim_vec, part_vecs, sentence_vecs = vecs[0], vecs[1 : 1 + len(parts)], vecs[1 + len(parts) :]
     ours = support_features(claim, claim_vec, part_vecs, sentences, sentence_vecs).features
-    return ours, baseline_features(claim, claim_vec, sentences, sentence_vecs)
+    return ours, baseline_features(claim, claim_vec, sentences, sentence_vecs), settled_confidence(claim, sentences)
+
+
+def settled_confidence(claim, sentences):
+    """The verifier's first layer: 1 or 0 when the claim copies a sentence (changed or not), else NaN."""
+    copy = copied_sentence(claim, sentences)
+    return settled(copy[1])[0] if copy else float("nan")
+
+
+def with_copies(confidence, settled_by_copy):
+    return np.where(np.isnan(settled_by_copy), confidence, settled_by_copy)
 
 
 def balanced_accuracy(y, pred):
@@ -111,23 +122,23 @@ def wice(embed):
     rows = [json.loads(line) for line in (EVAL / "wice" / "claim_test.jsonl").open()]
     half = len(rows) // 2
     embed.warm(t for row in rows for t in [row["claim"], *claim_parts(row["claim"]), *row["evidence"]])
-    ours, base, y = [], [], []
+    ours, base, copies, y = [], [], [], []
     for row in rows:
-        o, b = featurize(embed, row["claim"], row["evidence"])
-        ours.append(o), base.append(b), y.append(int(row["label"] == "supported"))
-    return np.array(ours), np.array(base), np.array(y), half
+        o, b, c = featurize(embed, row["claim"], row["evidence"])
+        ours.append(o), base.append(b), copies.append(c), y.append(int(row["label"] == "supported"))
+    return np.array(ours), np.array(base), np.array(copies), np.array(y), half
 
 
 def climate_fever(embed):
     claims = [json.loads(line) for line in (EVAL / "climate_fever" / "climate-fever.jsonl").open()]
     half = len(claims) // 2
     embed.warm(t for c in claims for t in [c["claim"], *claim_parts(c["claim"]), *(e["evidence"] for e in c["evidences"])])
-    feats, labels, split = [], [], []
+    feats, copies, labels, split = [], [], [], []
     for index, claim in enumerate(claims):
         for ev in claim["evidences"]:
-            o, _ = featurize(embed, claim["claim"], [ev["evidence"]])
-            feats.append(o), labels.append(ev["evidence_label"]), split.append(index >= half)
-    return np.array(feats), labels, np.array(split)
+            o, _, c = featurize(embed, claim["claim"], [ev["evidence"]])
+            feats.append(o), copies.append(c), labels.append(ev["evidence_label"]), split.append(index >= half)
+    return np.array(feats), np.array(copies), labels, np.array(split)
 
 
 def main() -> None:
@@ -138,13 +149,13 @@ def main() -> None:
     args = parser.parse_args()
     embed = embed_fn(args.cache)
     started = time.perf_counter()
-    ours, base, y, half = wice(embed)
-    cf_feats, cf_labels, cf_test = climate_fever(embed)
+    ours, base, wice_copies, y, half = wice(embed)
+    cf_feats, cf_copies, cf_labels, cf_test = climate_fever(embed)
     cf_supports = np.array([label == "SUPPORTS" for label in cf_labels], dtype=int)
     cal = SupportModel(relevant=fit_logistic(cf_feats[~cf_test], cf_supports[~cf_test], signs=FEATURE_SIGNS),
                        complete=fit_logistic(ours[:half], y[:half], signs=FEATURE_SIGNS))
     cal_base = fit_logistic(base[:half], y[:half])
-    p_ours, p_base = cal.confidence(ours[half:]), cal_base.confidence(base[half:])
+    p_ours, p_base = with_copies(cal.confidence(ours[half:]), wice_copies[half:]), cal_base.confidence(base[half:])
     threshold = Settings.model_fields["min_support"].default
     result = {
         "threshold": threshold,
@@ -152,17 +163,19 @@ def main() -> None:
         "wice_balanced_accuracy": round(balanced_accuracy(y[half:], (p_ours >= threshold).astype(int)), 1),
         "wice_baseline_balanced_accuracy": round(balanced_accuracy(y[half:], (p_base >= 0.5).astype(int)), 1),
         "wice_ece": round(ece(y[half:], p_ours), 3),
-        "wice_dev_balanced_accuracy": round(balanced_accuracy(y[:half], (cal.confidence(ours[:half]) >= threshold).astype(int)), 1),
+        "wice_test_claims_settled_as_copies": int((~np.isnan(wice_copies[half:])).sum()),
+        "wice_dev_balanced_accuracy": round(balanced_accuracy(y[:half], (with_copies(cal.confidence(ours[:half]), wice_copies[:half]) >= threshold).astype(int)), 1),
     }
-    conf = cal.confidence(cf_feats)
+    conf = with_copies(cal.confidence(cf_feats), cf_copies)
     label_of = {Verdict.supported: "SUPPORTS", Verdict.contradicted: "REFUTES", Verdict.unsupported: "NOT_ENOUGH_INFO"}
-    pred = [label_of[verdict_of(c, f, threshold)] for c, f in zip(conf, cf_feats)]
+    pred = [label_of[Verdict.contradicted if s == 0 else verdict_of(c, f, threshold)] for c, f, s in zip(conf, cf_feats, cf_copies)]
     gold_test = [label for label, t in zip(cf_labels, cf_test) if t]
     pred_test = [p for p, t in zip(pred, cf_test) if t]
     refutes = [p == "REFUTES" for g, p in zip(gold_test, pred_test) if g == "REFUTES"]
     cf_binary = np.array([g == "SUPPORTS" for g in gold_test], dtype=int)
     result |= {
         "climate_fever_test_pairs": len(gold_test),
+        "climate_fever_test_pairs_settled_as_copies": int((~np.isnan(cf_copies[cf_test])).sum()),
         "climate_fever_macro_f1": round(macro_f1(gold_test, pred_test, ["SUPPORTS", "REFUTES", "NOT_ENOUGH_INFO"]), 1),
         "climate_fever_refutes_recall": round(100 * sum(refutes) / max(len(refutes), 1), 1),
         "climate_fever_supports_balanced_accuracy": round(balanced_accuracy(cf_binary, (conf[cf_test] >= threshold).astype(int)), 1),

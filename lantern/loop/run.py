@@ -125,7 +125,8 @@ def answer(
     with stage("converge"):
         kept, dropped = cv.partition(claims)
         status = cv.status_of(kept, dropped)
-        text = cv.render(kept) if kept else prompts["not_in_kb"]
+        # Evidence was found but every drafted sentence failed: say so, not that the KB has nothing.
+        text = cv.render(kept) if kept else prompts["nothing_verified" if dropped else "not_in_kb"]
     timings["total"] = round(time.perf_counter() - began, 4)
     return result.model_copy(
         update={"answer": text, "status": status, "claims": kept, "dropped": dropped, "model": draft.model,

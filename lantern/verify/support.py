@@ -1,6 +1,9 @@
 """How well does evidence support a claim? Layered checks -> a calibrated confidence and a verdict.
 
 Layers, cheapest first:
+0. copies (`copies`): a claim that is a sentence of its evidence word for word is supported with
+   confidence 1; one that copies a sentence or clause with only a negation or a number changed is
+   contradicted with confidence 0. The layers below score paraphrase and are not consulted then;
 1. structural: are the claim's numbers, names and negations present in the best evidence?
 2. lexical: how much of the claim's content (IDF-weighted words) the closest sentences cover;
 3. embedding: MiniLM similarity of the claim, and of each of its parts, to the best sentences
@@ -30,6 +33,10 @@ import numpy as np
 
 from lantern.records import Claim, Evidence, Verdict
 from lantern.verify.claims import sentence_spans
+from lantern.verify.copies import copied_sentence, settled
+from lantern.verify.words import content_words, entities, has_negation, numbers, stem  # noqa: F401 - stem is part of the API
+
+_PART_SPLIT = re.compile(r",\s+(?:and\s+|but\s+|while\s+|which\s+|who\s+)?|;\s+|\s+(?:and|but|while|whereas)\s+")
 
 WEIGHTS_PATH = Path(__file__).with_name("verifier_weights.json")
 FEATURES = ["emb_best", "emb_top3", "part_min", "coverage_top", "coverage_all", "number_share", "entity_share", "negation_mismatch", "number_conflict"]
@@ -41,60 +48,6 @@ JUDGE_MAX_LOG_ODDS = 2.0
 """How far one judgement may pull the confidence, in log-odds (P(yes) is read within 0.12 to 0.88):
 neither the LoopLM's one-token yes/no nor an NLI head is calibrated on our data, and a degenerate
 model says "yes" to anything with p = 0.99."""
-
-_STOP = set(
-    "a an the and or but if then of to in on at by for with from as is are was were be been being it its this that these those "
-    "which who whom whose what when where how why there here has have had do does did not no so than too very can could may might "
-    "will would shall should must also into over under about after before between during while he she they them his her their our "
-    "we you your i me my us one s".split()
-)
-_NEGATIONS = {"not", "no", "never", "none", "nobody", "nothing", "neither", "nor", "cannot", "without", "n't", "false", "deny", "denied"}
-_WORD = re.compile(r"[A-Za-z][A-Za-z'\-]*|\d[\d,.]*")
-_NUMBER = re.compile(r"(?<![\w.])\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?")
-_PART_SPLIT = re.compile(r",\s+(?:and\s+|but\s+|while\s+|which\s+|who\s+)?|;\s+|\s+(?:and|but|while|whereas)\s+")
-
-
-def stem(word: str) -> str:
-    """A light suffix stripper that maps a word's common forms to one key ("decide", "decides",
-    "decided" -> "decid"; "stop", "stopped" -> "stop"); not a linguistic stem."""
-    word = word.lower().strip("'-")
-    for suffix in ("ingly", "edly", "ments", "ment", "ness", "ings", "ing", "ies", "ied", "ed", "es", "s", "ly"):
-        if len(word) > len(suffix) + 3 and word.endswith(suffix):
-            word = word[: -len(suffix)]
-            if len(word) > 3 and word[-1] == word[-2] and word[-1] not in "aeiouls":
-                word = word[:-1]  # stopp(ed) -> stop
-            break
-    if len(word) > 4 and word.endswith("e"):
-        word = word[:-1]  # decide -> decid, like decid(es)
-    return word
-
-
-def content_words(text: str) -> list[str]:
-    return [stem(w) for w in _WORD.findall(text) if w.lower() not in _STOP and not w[0].isdigit()]
-
-
-def numbers(text: str) -> set[str]:
-    out = set()
-    for raw in _NUMBER.findall(text):
-        value = raw.replace(",", "")
-        out.add(value[:-2] if value.endswith(".0") else value)
-    return out
-
-
-def entities(text: str) -> set[str]:
-    """Capitalised words not opening a sentence, and acronyms: a crude but cheap name detector."""
-    found = set()
-    for sentence in re.split(r"(?<=[.!?])\s+", text):
-        words = _WORD.findall(sentence)
-        for i, word in enumerate(words):
-            if word[0].isupper() and (i > 0 or word.isupper()) and word.lower() not in _STOP:
-                found.add(word.lower())
-    return found
-
-
-def has_negation(text: str) -> bool:
-    lowered = text.lower().replace("n't", " n't")
-    return any(token in _NEGATIONS for token in re.findall(r"[a-z']+", lowered))
 
 
 def claim_parts(claim: str) -> list[str]:
@@ -270,21 +223,30 @@ class Verifier:
         if not candidates:
             return record
         sentences = [p.text[a:b] for p, a, b in candidates]
+        copy = copied_sentence(claim, sentences)
+        if copy is not None:
+            index, kind = copy
+            return self._checked(record, candidates[index], sentences[index], *settled(kind))
         parts = claim_parts(claim)
         vecs = self.embed([claim] + parts + sentences)
         support = support_features(claim, vecs[0], vecs[1 : 1 + len(parts)], sentences, vecs[1 + len(parts) :])
         confidence = float(self.calibration.confidence(support.features))
-        passage, a, b = candidates[support.best]
         if self.judge is not None and support.features[FEATURES.index("coverage_top")] > 0:
             # Averaged in log-odds with the features, bounded; and never consulted for a claim none of
             # whose words are in the evidence: a judge refines support, it cannot invent it.
             p = min(max(self.judge(claim, sentences[support.best]), 1e-4), 1 - 1e-4)
             judged = max(-JUDGE_MAX_LOG_ODDS, min(JUDGE_MAX_LOG_ODDS, math.log(p / (1 - p))))
             confidence = 1 / (1 + math.exp(-(math.log(confidence / (1 - confidence)) + judged) / 2))
+        verdict = verdict_of(confidence, support.features, self.min_support)
+        return self._checked(record, candidates[support.best], sentences[support.best], confidence, verdict)
+
+    @staticmethod
+    def _checked(record: Claim, candidate: tuple[Evidence, int, int], quote: str, confidence: float, verdict: Verdict) -> Claim:
+        """The claim with its quote, the quote's own lines in the source file, confidence and verdict."""
+        passage, a, b = candidate
         start_line = passage.start_line + passage.text.count("\n", 0, a)
         end_line = passage.start_line + passage.text.count("\n", 0, b)
-        verdict = verdict_of(confidence, support.features, self.min_support)
         return record.model_copy(
-            update={"evidence": sentences[support.best], "source": passage.source, "start_line": start_line,
+            update={"evidence": quote, "source": passage.source, "start_line": start_line,
                     "end_line": end_line, "confidence": round(confidence, 4), "verdict": verdict}
         )

@@ -10,6 +10,7 @@ import pytest
 from lantern.knowledge import KnowledgeBase
 from lantern.loop import answer
 from lantern.loop.act import parse_tool_calls
+from lantern.prompts import load_prompts
 from lantern.records import Draft, Turn
 from lantern.settings import load_settings
 
@@ -95,6 +96,20 @@ def test_hallucinated_claim_is_retried_with_feedback_then_dropped(kb):
     assert result.status == "partial"
     assert [c.claim for c in result.dropped] == ["The exit gate was invented in 1850 by Napoleon."]
     assert reasoner.calls[1]["feedback"] and "Napoleon" in reasoner.calls[1]["feedback"][0]
+    assert_citations_valid(result)
+
+
+def test_a_copied_sentence_with_its_negation_flipped_is_contradicted_and_dropped(kb):
+    probe = answer("When does Ouro stop looping?", load_settings(), kb=kb, reasoner=ScriptedReasoner("placeholder", "placeholder"))
+    n = numbered(probe, "cumulative exit probability")
+    flipped = f"The model does not stop looping once the cumulative exit probability reaches the threshold [{n}]."
+    reasoner = ScriptedReasoner(flipped, flipped)
+    result = answer("When does Ouro stop looping?", load_settings(), kb=kb, reasoner=reasoner)
+    assert result.status == "not_in_kb" and result.answer == load_prompts("answer")["nothing_verified"]
+    dropped = result.dropped[0]
+    assert dropped.verdict == "contradicted" and dropped.confidence == 0.0 and not result.claims
+    assert dropped.evidence == "The model stops looping once the cumulative exit probability reaches the threshold."
+    assert reasoner.calls[1]["feedback"]
     assert_citations_valid(result)
 
 

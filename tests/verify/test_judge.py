@@ -49,10 +49,14 @@ def test_nli_without_an_entailment_label_or_missing_model_is_a_clear_error(tmp_p
 def test_verifier_combines_the_judge_with_its_features(tmp_path):
     settings = load_settings()
     evidence = [Evidence(chunk_id="c", source="/a.md", text="Ouro loops four times per token.", start_line=1, end_line=1)]
-    plain = Verifier.from_settings(settings).check("Ouro loops four times per token.", evidence, [1])
-    sure = Verifier.from_settings(settings, judge=lambda claim, ev: 0.99).check("Ouro loops four times per token.", evidence, [1])
-    doubt = Verifier.from_settings(settings, judge=lambda claim, ev: 0.01).check("Ouro loops four times per token.", evidence, [1])
+    claim = "Ouro runs its layers four times for every token."
+    plain = Verifier.from_settings(settings).check(claim, evidence, [1])
+    sure = Verifier.from_settings(settings, judge=lambda claim, ev: 0.99).check(claim, evidence, [1])
+    doubt = Verifier.from_settings(settings, judge=lambda claim, ev: 0.01).check(claim, evidence, [1])
     assert doubt.confidence < plain.confidence < sure.confidence
+    # The source's own sentence is settled before any judgement: the judge is not asked.
+    copied = Verifier.from_settings(settings, judge=lambda claim, ev: 1 / 0).check("Ouro loops four times per token.", evidence, [1])
+    assert copied.verdict == "supported" and copied.confidence == 1.0
 
 
 def test_a_judge_that_always_says_yes_cannot_rescue_unrelated_or_garbage_claims(tmp_path):

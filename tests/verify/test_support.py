@@ -27,8 +27,15 @@ def test_cheap_detectors():
 def test_verbatim_claim_is_supported_with_its_exact_line(verifier):
     text = "Lantern stores vectors locally.\nThe exit gate is a sigmoid unit that reads the hidden state."
     claim = verifier.check("The exit gate is a sigmoid unit that reads the hidden state.", [passage(text)], [1])
-    assert claim.verdict == "supported" and claim.confidence >= 0.5
+    assert claim.verdict == "supported" and claim.confidence == 1.0
     assert claim.evidence == "The exit gate is a sigmoid unit that reads the hidden state." and claim.start_line == claim.end_line == 11
+    # Case, spacing, quotes and the closing stop aside it is still the source's own sentence...
+    assert verifier.check("  the exit gate is a sigmoid unit that reads  the hidden state", [passage(text)], [1]).confidence == 1.0
+    # ...but any changed word sends it through the scored layers, and a negation flips the verdict.
+    reworded = verifier.check("The exit gate is a sigmoid unit that reads the input tokens.", [passage(text)], [1])
+    negated = verifier.check("The exit gate is not a sigmoid unit that reads the hidden state.", [passage(text)], [1])
+    assert 0.0 < reworded.confidence < 1.0
+    assert negated.verdict == "contradicted" and negated.confidence == 0.0 and negated.start_line == 11
 
 
 def test_unrelated_claim_is_not_supported(verifier):

@@ -1,0 +1,63 @@
+"""Word-level detectors the verifier reads: content words (stemmed, stop words out), numbers,
+names, negations.
+
+Cheap and English-only: `stem` is a suffix stripper, `entities` takes capitalised words, and
+`has_negation` a fixed word list; none of them knows what a sentence means.
+"""
+
+from __future__ import annotations
+
+import re
+
+_STOP = set(
+    "a an the and or but if then of to in on at by for with from as is are was were be been being it its this that these those "
+    "which who whom whose what when where how why there here has have had do does did not no so than too very can could may might "
+    "will would shall should must also into over under about after before between during while he she they them his her their our "
+    "we you your i me my us one s".split()
+)
+NEGATIONS = {"not", "no", "never", "none", "nobody", "nothing", "neither", "nor", "cannot", "without", "n't", "false", "deny", "denied"}
+_WORD = re.compile(r"[A-Za-z][A-Za-z'\-]*|\d[\d,.]*")
+NUMBER = re.compile(r"(?<![\w.])\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?")
+
+
+def stem(word: str) -> str:
+    """A light suffix stripper that maps a word's common forms to one key ("decide", "decides",
+    "decided" -> "decid"; "stop", "stopped" -> "stop"); not a linguistic stem."""
+    word = word.lower().strip("'-")
+    for suffix in ("ingly", "edly", "ments", "ment", "ness", "ings", "ing", "ies", "ied", "ed", "es", "s", "ly"):
+        if len(word) > len(suffix) + 3 and word.endswith(suffix):
+            word = word[: -len(suffix)]
+            if len(word) > 3 and word[-1] == word[-2] and word[-1] not in "aeiouls":
+                word = word[:-1]  # stopp(ed) -> stop
+            break
+    if len(word) > 4 and word.endswith("e"):
+        word = word[:-1]  # decide -> decid, like decid(es)
+    return word
+
+
+def content_words(text: str) -> list[str]:
+    return [stem(w) for w in _WORD.findall(text) if w.lower() not in _STOP and not w[0].isdigit()]
+
+
+def numbers(text: str) -> set[str]:
+    out = set()
+    for raw in NUMBER.findall(text):
+        value = raw.replace(",", "")
+        out.add(value[:-2] if value.endswith(".0") else value)
+    return out
+
+
+def entities(text: str) -> set[str]:
+    """Capitalised words not opening a sentence, and acronyms: a crude but cheap name detector."""
+    found = set()
+    for sentence in re.split(r"(?<=[.!?])\s+", text):
+        words = _WORD.findall(sentence)
+        for i, word in enumerate(words):
+            if word[0].isupper() and (i > 0 or word.isupper()) and word.lower() not in _STOP:
+                found.add(word.lower())
+    return found
+
+
+def has_negation(text: str) -> bool:
+    lowered = text.lower().replace("n't", " n't")
+    return any(token in NEGATIONS for token in re.findall(r"[a-z']+", lowered))
