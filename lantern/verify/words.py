@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-_STOP = set(
+STOP_WORDS = set(
     "a an the and or but if then of to in on at by for with from as is are was were be been being it its this that these those "
     "which who whom whose what when where how why there here has have had do does did not no so than too very can could may might "
     "will would shall should must also into over under about after before between during while he she they them his her their our "
@@ -36,11 +36,31 @@ def stem(word: str) -> str:
 
 
 def content_words(text: str) -> list[str]:
-    return [stem(w) for w in _WORD.findall(text) if w.lower() not in _STOP and not w[0].isdigit()]
+    return [stem(w) for w in _WORD.findall(text) if w.lower() not in STOP_WORDS and not w[0].isdigit()]
+
+
+NUMBER_WORDS = {
+    word: str(value)
+    for value, word in enumerate("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen twenty".split())
+    if value >= 2  # "one" is as often a pronoun ("one of them") as a count
+} | {"thirty": "30", "forty": "40", "fifty": "50", "sixty": "60", "seventy": "70", "eighty": "80", "ninety": "90", "hundred": "100"}
+_TENS = "twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety"
+_NUMBER_WORD = re.compile(rf"\b(?:({_TENS})[- ](two|three|four|five|six|seven|eight|nine)|(" + "|".join(NUMBER_WORDS) + r"))\b", re.IGNORECASE)
+
+
+def number_word_value(word: str) -> str | None:
+    """'eight' -> '8', 'twenty-two' -> '22'; None for any other word."""
+    found = _NUMBER_WORD.fullmatch(word)
+    if not found:
+        return None
+    tens, unit, single = found.groups()
+    return str(int(NUMBER_WORDS[tens.lower()]) + int(NUMBER_WORDS[unit.lower()])) if tens else NUMBER_WORDS[single.lower()]
 
 
 def numbers(text: str) -> set[str]:
-    out = set()
+    """Numbers in digits, and the number words two to ninety-nine and hundred ("four" -> "4",
+    "twenty-two" -> "22")."""
+    out = {number_word_value(found.group()) for found in _NUMBER_WORD.finditer(text)}
     for raw in NUMBER.findall(text):
         value = raw.replace(",", "")
         out.add(value[:-2] if value.endswith(".0") else value)
@@ -53,7 +73,7 @@ def entities(text: str) -> set[str]:
     for sentence in re.split(r"(?<=[.!?])\s+", text):
         words = _WORD.findall(sentence)
         for i, word in enumerate(words):
-            if word[0].isupper() and (i > 0 or word.isupper()) and word.lower() not in _STOP:
+            if word[0].isupper() and (i > 0 or word.isupper()) and word.lower() not in STOP_WORDS:
                 found.add(word.lower())
     return found
 

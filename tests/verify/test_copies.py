@@ -23,10 +23,31 @@ def test_verbatim_means_the_whole_sentence_word_for_word():
         ("In DEEP mode the loop really stops at the exit step.", None),
         ("The loop stops at the exit step.", None),  # a word left out: a paraphrase, for the scored layers
         ("The loop does not stop.", None),  # three copied words are a phrase, not a clause
+        ("In FAST mode no token runs all loop steps.", None),  # not this sentence's words
     ],
 )
 def test_a_copy_with_one_negation_or_number_changed_is_found(claim, expected):
     assert changed_copy(claim, SENTENCE) == expected
+
+
+@pytest.mark.parametrize(
+    "claim, sentence, expected",
+    [
+        ("In FAST mode no token runs all loop steps.", "In FAST mode every generated token runs all 4 loop steps.", Copy.negation_changed),
+        ("Ouro applies its layers eight times per token.", "Ouro re-applies its layers 4 times per token.", Copy.number_changed),
+        ("Ouro applies its layers four times per token.", "Ouro re-applies its layers 4 times per token.", None),
+        ("Ouro applies the layers four times per token.", "Ouro re-applies its layers 4 times per token, its config says.", None),
+        ("In 1977, PDO switched to a warm phase.", "1976/1977: PDO changed to a warm phase.", None),  # 1977 is there
+        ("In 1905, the PDO switched to a warm phase in the Pacific.", "1976/1977: the PDO changed to a warm phase in the Pacific.", Copy.number_changed),
+        # Too loose to be a copy: the scored layers decide. (Climate-FEVER pairs, labelled SUPPORTS.)
+        ("Great Barrier Reef may perish by 2030s.", "Experts say the Great Barrier Reef 2050 plan is no longer achievable.", None),
+        ("The Little Ice Age ended as recently as 1850.", "The Little Ice Age ended in the latter half of the 19th century.", None),
+        ("Ouro applies the same layers eight times per token.", "Ouro re-applies its layers 4 times per token.", None),
+        ("In FAST mode tokens never run loop steps.", "In FAST mode every single newly generated token runs all 4 loop steps.", None),
+    ],
+)
+def test_a_loose_copy_may_leave_out_or_reword_a_few_words(claim, sentence, expected):
+    assert changed_copy(claim, sentence) == expected
 
 
 def test_a_negation_already_in_the_source_is_kept_in_step():
