@@ -34,7 +34,7 @@ import numpy as np
 from lantern.records import Claim, Evidence, Verdict
 from lantern.verify.claims import sentence_spans
 from lantern.verify.copies import copied_sentence, settled
-from lantern.verify.words import content_words, entities, has_negation, numbers, stem  # noqa: F401 - stem is part of the API
+from lantern.verify.words import content_words, entities, fold, has_negation, numbers, stem  # noqa: F401 - stem is part of the API
 
 _PART_SPLIT = re.compile(r",\s+(?:and\s+|but\s+|while\s+|which\s+|who\s+)?|;\s+|\s+(?:and|but|while|whereas)\s+")
 
@@ -104,7 +104,7 @@ def support_features(
     best_numbers = numbers(" ".join(sentences[i] for i in top))
     number_conflict = float(bool(claim_numbers) and bool(best_numbers) and not (claim_numbers & best_numbers))
     claim_entities = entities(claim)
-    lowered = all_text.lower()
+    lowered = fold(all_text).lower()
     entity_share = sum(e in lowered for e in claim_entities) / len(claim_entities) if claim_entities else 1.0
     negation_mismatch = float(has_negation(claim) != has_negation(sentences[ranked[0]]))
     feats = np.array(

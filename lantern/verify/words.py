@@ -8,6 +8,7 @@ Cheap and English-only: `stem` is a suffix stripper, `entities` takes capitalise
 from __future__ import annotations
 
 import re
+import unicodedata
 
 STOP_WORDS = set(
     "a an the and or but if then of to in on at by for with from as is are was were be been being it its this that these those "
@@ -17,6 +18,14 @@ STOP_WORDS = set(
 )
 NEGATIONS = {"not", "no", "never", "none", "nobody", "nothing", "neither", "nor", "cannot", "without", "n't", "false", "deny", "denied"}
 _WORD = re.compile(r"[A-Za-z][A-Za-z'\-]*|\d[\d,.]*")
+_POSSESSIVE = re.compile(r"'s\b|(?<=s)'(?=\s|$)")
+
+
+def fold(text: str) -> str:
+    """Accents off ("Zürich" -> "Zurich"), typographic apostrophes straight, possessives off
+    ("Pittsburgh's" -> "Pittsburgh"): how a name is written must not decide whether it is found."""
+    text = unicodedata.normalize("NFKD", text.replace("\u2019", "'"))
+    return _POSSESSIVE.sub("", "".join(ch for ch in text if not unicodedata.combining(ch)))
 NUMBER = re.compile(r"(?<![\w.])\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?")
 
 
@@ -36,7 +45,7 @@ def stem(word: str) -> str:
 
 
 def content_words(text: str) -> list[str]:
-    return [stem(w) for w in _WORD.findall(text) if w.lower() not in STOP_WORDS and not w[0].isdigit()]
+    return [stem(w) for w in _WORD.findall(fold(text)) if w.lower() not in STOP_WORDS and not w[0].isdigit()]
 
 
 NUMBER_WORDS = {
@@ -70,7 +79,7 @@ def numbers(text: str) -> set[str]:
 def entities(text: str) -> set[str]:
     """Capitalised words not opening a sentence, and acronyms: a crude but cheap name detector."""
     found = set()
-    for sentence in re.split(r"(?<=[.!?])\s+", text):
+    for sentence in re.split(r"(?<=[.!?])\s+", fold(text)):
         words = _WORD.findall(sentence)
         for i, word in enumerate(words):
             if word[0].isupper() and (i > 0 or word.isupper()) and word.lower() not in STOP_WORDS:

@@ -24,6 +24,13 @@ def test_cheap_detectors():
     assert len(claim_parts("Ouro loops four times, and the gate decides when to stop")) == 2
 
 
+
+def test_names_and_numbers_are_found_however_they_are_written():
+    assert numbers("It loops four times, twenty-two layers, one of them") == {"4", "22"}  # "one" is often a pronoun
+    assert entities("A game in Pittsburgh’s arena with Pérez.") == entities("A game in Pittsburgh arena with Perez.") == {"pittsburgh", "perez"}
+    assert content_words("Zürich's café") == content_words("Zurich cafe")
+
+
 def test_verbatim_claim_is_supported_with_its_exact_line(verifier):
     text = "Lantern stores vectors locally.\nThe exit gate is a sigmoid unit that reads the hidden state."
     claim = verifier.check("The exit gate is a sigmoid unit that reads the hidden state.", [passage(text)], [1])
