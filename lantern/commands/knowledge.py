@@ -133,6 +133,9 @@ def register(app: typer.Typer) -> None:
         if as_json:
             common.print_json([hit.model_dump() for hit in hits])
             return
+        if not hits:
+            hint = " (text search needs a word of the query in a passage; try --mode hybrid)" if mode == "text" else ""
+            print(f"No passage matches {query!r}{hint}.")
         for rank, hit in enumerate(hits, 1):
             where = f"{common.display_path(hit.source)}:{hit.start_line}-{hit.end_line}"
             print(f"{rank}. {where}  score {hit.score:.4f}" + (f"  [{hit.heading}]" if hit.heading else ""))

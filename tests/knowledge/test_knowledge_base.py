@@ -107,6 +107,10 @@ def test_cli_ingest_exits_non_zero_when_a_named_path_fails_but_keeps_the_rest(tm
     assert code == 0 and "3 unchanged, 0 removed, 1 failed" in out
     code, out, err = run("search", "cats", "-k", "0")
     assert code == 1 and err.startswith("error: ") and "1 or more" in err and err.count("\n") == 1
+    code, out, err = run("search", "zebras quantum", "--mode", "text")  # no word of it in any file
+    assert code == 0 and out.strip() == "No passage matches 'zebras quantum' (text search needs a word of the query in a passage; try --mode hybrid)."
+    code, out, err = run("search", "zebras quantum", "--mode", "text", "--json")
+    assert code == 0 and out.strip() == "[]"
 
 
 def test_kb_rm_removes_a_file_or_a_folder(kb, tmp_path):
