@@ -22,7 +22,7 @@ import re
 from enum import Enum
 
 from lantern.records import Verdict
-from lantern.verify.words import NEGATIONS, STOP_WORDS, number_word_value, stem
+from lantern.verify.words import NEGATIONS, STOP_WORDS, fold, number_word_value, stem
 
 _TOKEN = re.compile(r"\d+(?:st|nd|rd|th)\b|\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|[A-Za-z][A-Za-z'\-]*")
 _AUXILIARIES = {"do", "does", "did", "is", "are", "was", "were", "has", "have", "had", "will", "can", "could", "would", "should", "may", "might", "must"}
@@ -55,7 +55,7 @@ def states_verbatim(claim: str, sentence: str) -> bool:
 def _tokens(text: str) -> list[tuple[str, str]]:
     """(kind, key) per word: kind 'negation', 'filler' (auxiliaries and stop words), 'number' or
     'word' (stemmed)."""
-    text = text.replace("\u2019", "'").lower()
+    text = fold(text).lower()  # accents, typographic apostrophes and possessives as `words` reads them
     for contraction, expanded in _CONTRACTIONS.items():
         text = text.replace(contraction, expanded)
     text = text.replace("n't", " not")
