@@ -2,8 +2,9 @@
 
 Layers, cheapest first:
 0. copies (`copies`): a claim that is a sentence of its evidence word for word is supported with
-   confidence 1; one that copies a sentence or clause with only a negation or a number changed is
-   contradicted with confidence 0. The layers below score paraphrase and are not consulted then;
+   confidence 1; one that copies a sentence or a clause of one (a few words may differ) with a
+   negation or a number changed is contradicted with confidence 0. The layers below score
+   paraphrase and are not consulted then;
 1. structural: are the claim's numbers, names and negations present in the best evidence?
 2. lexical: how much of the claim's content (IDF-weighted words) the closest sentences cover;
 3. embedding: MiniLM similarity of the claim, and of each of its parts, to the best sentences
