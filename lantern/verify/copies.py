@@ -18,6 +18,7 @@ a clause the claim did not copy as one that may govern it (so it leaves that cas
 
 from __future__ import annotations
 
+import functools
 import re
 from enum import Enum
 
@@ -52,7 +53,8 @@ def states_verbatim(claim: str, sentence: str) -> bool:
     return bool(normalised) and normalised == _normalised(sentence)
 
 
-def _tokens(text: str) -> list[tuple[str, str]]:
+@functools.lru_cache(maxsize=4096)  # a claim meets every candidate sentence, a sentence every claim
+def _tokens(text: str) -> tuple[tuple[str, str], ...]:
     """(kind, key) per word: kind 'negation', 'filler' (auxiliaries and stop words), 'number' or
     'word' (stemmed)."""
     text = fold(text).lower()  # accents, typographic apostrophes and possessives as `words` reads them
@@ -73,7 +75,7 @@ def _tokens(text: str) -> list[tuple[str, str]]:
             out.append(("filler", token))  # "does not stop" / "stops", "its layers" / "the layers"
         else:
             out.append(("word", stem(token)))
-    return out
+    return tuple(out)
 
 
 def _common_subsequence(needle: list[str], haystack: list[str]) -> list[tuple[int, int]]:
