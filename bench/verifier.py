@@ -79,17 +79,18 @@ def featurize(embed, claim, sentences):
     vecs = embed([claim] + parts + sentences)
     claim_vec, part_vecs, sentence_vecs = vecs[0], vecs[1 : 1 + len(parts)], vecs[1 + len(parts) :]
     ours = support_features(claim, claim_vec, part_vecs, sentences, sentence_vecs).features
-    return ours, baseline_features(claim, claim_vec, sentences, sentence_vecs), settled_confidence(claim, sentences)
+    return ours, baseline_features(claim, claim_vec, sentences, sentence_vecs), copy_kind(claim, sentences)
 
 
-def settled_confidence(claim, sentences):
-    """The verifier's first layer: 1 or 0 when the claim copies a sentence (changed or not), else NaN."""
+def copy_kind(claim, sentences):
+    """The verifier's first layer: how the claim copies one of the sentences, or None."""
     copy = copied_sentence(claim, sentences)
-    return settled(copy[1])[0] if copy else float("nan")
+    return copy[1] if copy else None
 
 
-def with_copies(confidence, settled_by_copy):
-    return np.where(np.isnan(settled_by_copy), confidence, settled_by_copy)
+def with_copies(confidence, kinds):
+    """The confidences, with those a copy settles replaced as the verifier replaces them."""
+    return np.array([settled(kind)[0] if kind else c for c, kind in zip(confidence, kinds)])
 
 
 def balanced_accuracy(y, pred):
@@ -126,7 +127,7 @@ def wice(embed):
     for row in rows:
         o, b, c = featurize(embed, row["claim"], row["evidence"])
         ours.append(o), base.append(b), copies.append(c), y.append(int(row["label"] == "supported"))
-    return np.array(ours), np.array(base), np.array(copies), np.array(y), half
+    return np.array(ours), np.array(base), copies, np.array(y), half
 
 
 def climate_fever(embed):
@@ -138,7 +139,7 @@ def climate_fever(embed):
         for ev in claim["evidences"]:
             o, _, c = featurize(embed, claim["claim"], [ev["evidence"]])
             feats.append(o), copies.append(c), labels.append(ev["evidence_label"]), split.append(index >= half)
-    return np.array(feats), np.array(copies), labels, np.array(split)
+    return np.array(feats), copies, labels, np.array(split)
 
 
 def main() -> None:
@@ -163,19 +164,19 @@ def main() -> None:
         "wice_balanced_accuracy": round(balanced_accuracy(y[half:], (p_ours >= threshold).astype(int)), 1),
         "wice_baseline_balanced_accuracy": round(balanced_accuracy(y[half:], (p_base >= 0.5).astype(int)), 1),
         "wice_ece": round(ece(y[half:], p_ours), 3),
-        "wice_test_claims_settled_as_copies": int((~np.isnan(wice_copies[half:])).sum()),
+        "wice_test_claims_settled_as_copies": sum(kind is not None for kind in wice_copies[half:]),
         "wice_dev_balanced_accuracy": round(balanced_accuracy(y[:half], (with_copies(cal.confidence(ours[:half]), wice_copies[:half]) >= threshold).astype(int)), 1),
     }
     conf = with_copies(cal.confidence(cf_feats), cf_copies)
     label_of = {Verdict.supported: "SUPPORTS", Verdict.contradicted: "REFUTES", Verdict.unsupported: "NOT_ENOUGH_INFO"}
-    pred = [label_of[Verdict.contradicted if s == 0 else verdict_of(c, f, threshold)] for c, f, s in zip(conf, cf_feats, cf_copies)]
+    pred = [label_of[settled(kind)[1] if kind else verdict_of(c, f, threshold)] for c, f, kind in zip(conf, cf_feats, cf_copies)]
     gold_test = [label for label, t in zip(cf_labels, cf_test) if t]
     pred_test = [p for p, t in zip(pred, cf_test) if t]
     refutes = [p == "REFUTES" for g, p in zip(gold_test, pred_test) if g == "REFUTES"]
     cf_binary = np.array([g == "SUPPORTS" for g in gold_test], dtype=int)
     result |= {
         "climate_fever_test_pairs": len(gold_test),
-        "climate_fever_test_pairs_settled_as_copies": int((~np.isnan(cf_copies[cf_test])).sum()),
+        "climate_fever_test_pairs_settled_as_copies": sum(kind is not None for kind, t in zip(cf_copies, cf_test) if t),
         "climate_fever_macro_f1": round(macro_f1(gold_test, pred_test, ["SUPPORTS", "REFUTES", "NOT_ENOUGH_INFO"]), 1),
         "climate_fever_refutes_recall": round(100 * sum(refutes) / max(len(refutes), 1), 1),
         "climate_fever_supports_balanced_accuracy": round(balanced_accuracy(cf_binary, (conf[cf_test] >= threshold).astype(int)), 1),

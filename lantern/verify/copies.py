@@ -23,7 +23,7 @@ import re
 from enum import Enum
 
 from lantern.records import Verdict
-from lantern.verify.words import NEGATIONS, STOP_WORDS, fold, number_word_value, stem
+from lantern.verify.words import NEGATIONS, STOP_WORDS, fold, number_value, number_word_value, stem
 
 _TOKEN = re.compile(r"\d+(?:st|nd|rd|th)\b|\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|[A-Za-z][A-Za-z'\-]*")
 _AUXILIARIES = {"do", "does", "did", "is", "are", "was", "were", "has", "have", "had", "will", "can", "could", "would", "should", "may", "might", "must"}
@@ -43,7 +43,7 @@ class Copy(str, Enum):
 
 
 def _normalised(sentence: str) -> str:
-    sentence = re.sub(r"\s+", " ", sentence.replace("\u2019", "'")).strip().casefold()
+    sentence = re.sub(r"\s+", " ", fold(sentence)).strip().casefold()
     return sentence.strip("\"'`*_ ").rstrip(".!?;: ").strip("\"'`*_ ")
 
 
@@ -66,9 +66,9 @@ def _tokens(text: str) -> tuple[tuple[str, str], ...]:
         if token[0].isdigit() and token[-1].isalpha():
             out.append(("word", token))  # an ordinal, "19th": not a count to compare
         elif token[0].isdigit():
-            out.append(("number", token.replace(",", "").removesuffix(".0")))
-        elif number_word_value(token):
-            out.append(("number", number_word_value(token)))
+            out.append(("number", number_value(token)))
+        elif spelled := number_word_value(token):
+            out.append(("number", spelled))
         elif token in NEGATIONS:
             out.append(("negation", token))
         elif token in _AUXILIARIES or token in STOP_WORDS:

@@ -26,7 +26,15 @@ def fold(text: str) -> str:
     ("Pittsburgh's" -> "Pittsburgh"): how a name is written must not decide whether it is found."""
     text = unicodedata.normalize("NFKD", text.replace("\u2019", "'"))
     return _POSSESSIVE.sub("", "".join(ch for ch in text if not unicodedata.combining(ch)))
+
+
 NUMBER = re.compile(r"(?<![\w.])\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?")
+
+
+def number_value(digits: str) -> str:
+    """One key per written number: "1,200" -> "1200", "3.0" -> "3"."""
+    value = digits.replace(",", "")
+    return value[:-2] if value.endswith(".0") else value
 
 
 def stem(word: str) -> str:
@@ -70,9 +78,7 @@ def numbers(text: str) -> set[str]:
     """Numbers in digits, and the number words two to ninety-nine and hundred ("four" -> "4",
     "twenty-two" -> "22")."""
     out = {number_word_value(found.group()) for found in _NUMBER_WORD.finditer(text)}
-    for raw in NUMBER.findall(text):
-        value = raw.replace(",", "")
-        out.add(value[:-2] if value.endswith(".0") else value)
+    out.update(number_value(raw) for raw in NUMBER.findall(text))
     return out
 
 
