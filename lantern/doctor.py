@@ -1,7 +1,9 @@
 """What Lantern can and cannot do on this machine, gathered without side effects.
 
 Each check returns a DoctorCheck (name, ok, detail). Checks never download, never create the
-knowledge base, and never load model weights: they look at what is installed and on disk.
+knowledge base, and never load model weights: they look at what is installed and on disk. Two
+look further, because only trying shows it: an `openai` backend's endpoint is asked for its
+model list, and each configured MCP server is started and asked for its tools.
 """
 
 from __future__ import annotations
@@ -56,16 +58,30 @@ def check_packages() -> DoctorCheck:
 
 
 def check_model(settings: Settings) -> DoctorCheck:
+    """The reasoning backend and its model: weights on disk (ouro, hf) or an endpoint that answers (openai)."""
+    if settings.backend == "hf":
+        from lantern.backends.hf import resolve
+        from lantern.errors import LanternError
+
+        try:
+            return DoctorCheck(name="model", ok=True, detail=f"backend hf, {settings.model}: {resolve(settings.model)}")
+        except LanternError as exc:
+            return DoctorCheck(name="model", ok=False, detail=str(exc))
+    if settings.backend == "openai":
+        from lantern.backends.openai_chat import OpenAIReasoner
+
+        ok, detail = OpenAIReasoner(settings).reachable()
+        return DoctorCheck(name="model", ok=ok, detail=f"backend openai, model {settings.model!r} at {detail}")
     from lantern.runtime.locate import locate, repo_id_for
 
     found = locate(settings.model)
     if found.path is not None:
-        return DoctorCheck(name="model", ok=True, detail=f"{settings.model}: {found.path}")
+        return DoctorCheck(name="model", ok=True, detail=f"backend ouro, {settings.model}: {found.path}")
     hint = f"; run `lantern model pull {settings.model}`" if repo_id_for(settings.model) else ""
     return DoctorCheck(
         name="model",
         ok=False,
-        detail=f"{settings.model}: weights not found (looked in {', '.join(found.searched)}){hint}; "
+        detail=f"backend ouro, {settings.model}: weights not found (looked in {', '.join(found.searched)}){hint}; "
         "`lantern ask` answers extractively until then",
     )
 
@@ -103,10 +119,24 @@ def check_knowledge_base(settings: Settings) -> DoctorCheck:
     return DoctorCheck(name="knowledge base", ok=rows > 0, detail=detail)
 
 
-def check_mcp(settings: Settings) -> DoctorCheck:
-    configured = sorted(settings.mcp_servers)
-    detail = ", ".join(configured) if configured else "none configured (add [mcp_servers.NAME] to config.toml)"
-    return DoctorCheck(name="mcp servers", ok=True, detail=detail)
+def check_mcp(settings: Settings) -> list[DoctorCheck]:
+    """Each configured MCP server, started for real: its tools, or why it failed with its stderr's tail."""
+    if not settings.mcp_servers:
+        return [DoctorCheck(name="mcp servers", ok=True, detail="none configured (add [mcp_servers.NAME] to config.toml)")]
+    from lantern.toolcalls.client import MCPTools
+
+    checks = []
+    for name, spec in sorted(settings.mcp_servers.items()):
+        tools = MCPTools({name: spec}, settings.logs_path, settings.tool_timeout)
+        try:
+            listed = tools.tools()
+        finally:
+            tools.close()
+        if name in tools.problems:
+            checks.append(DoctorCheck(name=f"mcp {name}", ok=False, detail=f"did not start: {tools.problems[name]}"))
+        else:
+            checks.append(DoctorCheck(name=f"mcp {name}", ok=True, detail=f"{len(listed)} tools: {', '.join(sorted(listed)) or 'none'}"))
+    return checks
 
 
 def check_home(settings: Settings) -> DoctorCheck:
@@ -125,5 +155,5 @@ def run_checks(settings: Settings) -> list[DoctorCheck]:
         check_model(settings),
         check_embedder(settings),
         check_knowledge_base(settings),
-        check_mcp(settings),
+        *check_mcp(settings),
     ]

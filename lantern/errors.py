@@ -32,3 +32,9 @@ class ToolCallError(LanternError):
     """A tool call that is malformed or failed; the model may retry with the message."""
 
     retryable = True
+
+
+class BackendError(LanternError):
+    """The reasoning backend (a local model folder, an HTTP endpoint) cannot answer."""
+
+    retryable = True

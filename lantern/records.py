@@ -66,14 +66,26 @@ class ToolResult(BaseModel):
     structured: dict[str, Any] | None = None
 
 
+class RejectedCall(BaseModel):
+    """A tool request the model wrote that could not be parsed into a call."""
+
+    raw: str
+    error: str
+
+
 class Draft(BaseModel):
     """What the Reason stage produced for one round: answer text with [n] citations, or tool requests."""
 
     text: str
+    """Text for the reader: no thinking, no tool-call lines."""
     tool_calls: list[ToolCall] = Field(default_factory=list)
+    rejected_calls: list[RejectedCall] = Field(default_factory=list)
+    thinking: str = ""
     model: str = ""
     avg_exit_steps: float | None = None
     tokens: int = 0
+    cancelled: bool = False
+    """Generation stopped early because the caller cancelled the answer."""
 
 
 class Claim(BaseModel):
@@ -89,6 +101,8 @@ class Claim(BaseModel):
     end_line: int = 0
     confidence: float = 0.0
     verdict: Verdict = Verdict.unsupported
+    reason: str = ""
+    """Why the verifier decided without weighing evidence (e.g. the claim cites a passage that does not exist)."""
 
 
 class Answer(BaseModel):
@@ -96,12 +110,14 @@ class Answer(BaseModel):
 
     question: str
     answer: str
-    status: Literal["answered", "partial", "not_in_kb"]
+    status: Literal["answered", "partial", "not_in_kb", "cancelled"]
     claims: list[Claim] = Field(default_factory=list)
     dropped: list[Claim] = Field(default_factory=list)
     """Claims the verifier did not accept; listed as not supported by the documents."""
     mode: str = "deep"
     model: str = ""
+    backend: str = ""
+    """Which reasoning backend drafted the answer: ouro, hf, openai, or extractive (no model)."""
     timings: dict[str, float] = Field(default_factory=dict)
     """Seconds spent per stage."""
     avg_exit_steps: float | None = None

@@ -43,8 +43,18 @@ class Settings(BaseSettings):
     """User directory holding the knowledge base, config.toml and logs."""
 
     # --- reasoning model -------------------------------------------------------------------
+    backend: Literal["ouro", "hf", "openai"] = "ouro"
+    """Who writes the answers: ouro (Lantern's native LoopLM runtime), hf (any local transformers causal-LM folder), openai (any OpenAI-compatible chat endpoint at openai_base_url)."""
     model: str = "ouro-1.4b"
-    """Reasoning model: a short name (ouro-1.4b, ouro-1.4b-thinking, ouro-2.6b, ouro-2.6b-thinking), a Hugging Face id, or a local snapshot directory."""
+    """Reasoning model. ouro: a short name (ouro-1.4b, ouro-1.4b-thinking, ouro-2.6b, ouro-2.6b-thinking), a Hugging Face id, or a local snapshot directory; hf: a local transformers folder or an id in the HF cache; openai: the model name the endpoint serves."""
+    openai_base_url: str = "http://127.0.0.1:11434/v1"
+    """Base URL of the OpenAI-compatible endpoint for backend openai (vLLM, llama.cpp server, Ollama /v1, lantern serve, a hosted API)."""
+    openai_api_key_env: str = "OPENAI_API_KEY"
+    """Name of the environment variable holding the endpoint's API key (the key itself never goes in config.toml)."""
+    request_timeout: float = Field(120.0, gt=0)
+    """Seconds to wait for the openai endpoint before giving up on a request."""
+    request_retries: int = Field(2, ge=0)
+    """Retries of a failed request to the openai endpoint (connection errors, 429, 5xx)."""
     device: str = "auto"
     """Where the model runs: auto (CUDA when available, else CPU), cpu, cuda, cuda:N."""
     dtype: Literal["bfloat16", "float16", "float32"] = "bfloat16"
@@ -102,6 +112,10 @@ class Settings(BaseSettings):
     # --- tools ------------------------------------------------------------------------------
     mcp_servers: dict[str, dict[str, Any]] = Field(default_factory=dict)
     """MCP servers Lantern may call, as in Claude Desktop's config: name -> {command, args, env} or {url}. Set in config.toml under [mcp_servers.NAME]."""
+    tool_timeout: float = Field(30.0, gt=0)
+    """Seconds one tool call may take before it is an error result."""
+    tool_max_output: int = Field(20_000, ge=100)
+    """Characters of a tool's result kept as evidence; longer results are cut, with a note."""
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "WARNING"
     """Level of the log file in LANTERN_HOME/logs."""

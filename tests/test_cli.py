@@ -115,3 +115,36 @@ def test_set_flag_overrides_any_setting(capsys):
 def test_set_flag_with_unknown_name_is_one_line(capsys):
     code, _, err = run_cli(capsys, "--set", "nope=1", "doctor")
     assert code == 1 and "expected NAME=VALUE" in err and err.count("\n") == 1
+
+
+def test_doctor_and_config_show_the_backend_and_whether_it_answers(capsys, tmp_path):
+    sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent / "loop"))
+    from fake_openai import FakeOpenAI
+
+    with FakeOpenAI([], model="served-model") as server:
+        flags = ["--set", "backend=openai", "--set", f"openai_base_url={server.base_url}"]
+        code, out, _ = run_cli(capsys, *flags, "--set", "model=served-model", "doctor", "--json")
+        model = {c["name"]: c for c in json.loads(out)}["model"]
+        assert code == 0 and model["ok"] and "backend openai" in model["detail"] and "served-model" in model["detail"]
+        code, out, _ = run_cli(capsys, *flags, "--set", "model=other", "config", "--json")
+        data = json.loads(out)
+        assert data["backend"]["value"] == "openai" and not data["backend_status"]["ok"] and "not 'other'" in data["backend_status"]["detail"]
+    code, out, _ = run_cli(capsys, "--set", "backend=openai", "--set", "openai_base_url=http://127.0.0.1:9/v1", "doctor", "--json")
+    assert "not reachable" in {c["name"]: c for c in json.loads(out)}["model"]["detail"]
+    code, out, _ = run_cli(capsys, "--set", "backend=hf", "--set", f"model={tmp_path}", "doctor", "--json")
+    model = {c["name"]: c for c in json.loads(out)}["model"]
+    assert not model["ok"] and "backend hf: no transformers model" in model["detail"]
+
+
+def test_doctor_starts_each_mcp_server_and_reports_a_broken_one_with_its_stderr(capsys, isolated_home):
+    from pathlib import Path
+
+    calculator = Path(__file__).resolve().parents[1] / "tools" / "calculator.py"
+    broken = isolated_home.parent / "broken.py"
+    broken.write_text("import sys\nprint('cannot open the database: permission denied', file=sys.stderr)\nsys.exit(3)\n")
+    servers = json.dumps({"calc": {"command": sys.executable, "args": [str(calculator)]},
+                          "broken": {"command": sys.executable, "args": [str(broken)]}})
+    code, out, _ = run_cli(capsys, "--set", f"mcp_servers={servers}", "doctor", "--json")
+    checks = {c["name"]: c for c in json.loads(out)}
+    assert checks["mcp calc"]["ok"] and "calculate" in checks["mcp calc"]["detail"]
+    assert not checks["mcp broken"]["ok"] and "permission denied" in checks["mcp broken"]["detail"]

@@ -22,8 +22,12 @@ def register(app: typer.Typer) -> None:
             {"name": name, "value": getattr(effective, name), "origin": origins[name], "help": field.description or ""}
             for name, field in Settings.model_fields.items()
         ]
+        from lantern.doctor import check_model
+
+        backend = check_model(effective)  # which backend answers, and whether it can
         if as_json:
-            common.print_json({row["name"]: {"value": row["value"], "origin": row["origin"]} for row in rows})
+            common.print_json({row["name"]: {"value": row["value"], "origin": row["origin"]} for row in rows}
+                              | {"backend_status": {"ok": backend.ok, "detail": backend.detail}})
             return
         from rich.console import Console
         from rich.table import Table
@@ -34,3 +38,4 @@ def register(app: typer.Typer) -> None:
         for row in rows:
             table.add_row(row["name"], str(row["value"]), row["origin"], row["help"])
         Console().print(table)
+        print(f"{'ok' if backend.ok else '--'} {backend.detail}")

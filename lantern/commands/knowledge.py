@@ -129,7 +129,10 @@ def register(app: typer.Typer) -> None:
         kb.queries_without_torch = True  # one query, then exit: numpy beats importing torch
         if kb.count() == 0:
             raise LanternError("the knowledge base is empty; add documents with `lantern ingest PATH`.")
-        hits = kb.search(query, k, mode)
+        notices: list[str] = []
+        hits = kb.search(query, k, mode, notices=notices)
+        for line in notices:
+            common.notice(f"note: {line}")
         if as_json:
             common.print_json([hit.model_dump() for hit in hits])
             return

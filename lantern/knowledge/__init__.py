@@ -118,7 +118,8 @@ class KnowledgeBase:
             progress=progress,
         )
 
-    def search(self, query: str, k: int | None = None, mode: SearchMode | None = None) -> list[Evidence]:
+    def search(self, query: str, k: int | None = None, mode: SearchMode | None = None, notices: list[str] | None = None) -> list[Evidence]:
+        """The top k passages; lines the user should see (a failed full-text search) go to `notices`."""
         if not query.strip():
             raise KnowledgeBaseError('the query is empty; give words to look for, e.g. lantern search "exit gate".')
         if k is not None and k < 1:
@@ -132,7 +133,8 @@ class KnowledgeBase:
             except Exception as exc:
                 raise KnowledgeBaseError(f"cannot load reranker {self.settings.reranker!r} ({exc.__class__.__name__}); give a local CrossEncoder folder or unset the reranker setting.") from exc
         embed = lambda texts: [self.embed_query(t) for t in texts]  # noqa: E731
-        return search(self.store, embed, query, self.settings.top_k if k is None else k, mode or self.settings.search_mode, self.reranker)
+        return search(self.store, embed, query, self.settings.top_k if k is None else k, mode or self.settings.search_mode, self.reranker,
+                      notices=notices)
 
     def files(self) -> list[StoredFile]:
         return sorted(self.store.stored_files().values(), key=lambda f: f.path)

@@ -16,6 +16,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal, Protocol
 
+from lantern.knowledge.store import TextSearchFailed
 from lantern.records import Evidence
 
 SearchMode = Literal["hybrid", "vector", "text"]
@@ -128,18 +129,31 @@ def search(
     where: str | None = None,
     vector_weight: float = 1.0,
     text_weight: float = 1.0,
+    notices: list[str] | None = None,
 ) -> list[Evidence]:
-    """The top `k` chunks for `query`. `embed(list[str]) -> list[vector]` embeds the query."""
+    """The top `k` chunks for `query`. `embed(list[str]) -> list[vector]` embeds the query. When the
+    full-text search fails for this query, a line saying so is appended to `notices` (hybrid search
+    then ranks by vectors alone, and the user should know)."""
     pool = max(MIN_CANDIDATES, CANDIDATES_PER_RESULT * k) if (mode == "hybrid" or reranker) else k
+
+    def text_rows(future=None) -> list[dict[str, Any]]:
+        try:
+            return future.result() if future is not None else store.text_search(query, pool, where)
+        except TextSearchFailed as exc:
+            alone = "; these results come from the vector search alone" if mode == "hybrid" else ""
+            if notices is not None:
+                notices.append(f"full-text search failed for this query ({exc}){alone}.")
+            return []
+
     if mode == "text":
-        rows = store.text_search(query, pool, where)
+        rows = text_rows()
     elif mode == "vector":
         rows = store.vector_search(list(map(float, embed([query])[0])), pool, where)
     else:
         # The full-text search runs in LanceDB's native code while this thread embeds the query.
-        text_rows = _POOL.submit(store.text_search, query, pool, where)
+        pending = _POOL.submit(store.text_search, query, pool, where)
         vector_rows = store.vector_search(list(map(float, embed([query])[0])), pool, where)
-        rankings = [vector_rows, text_rows.result()]
+        rankings = [vector_rows, text_rows(pending)]
         rows = neighbour_boost(rrf_fuse(rankings, [vector_weight, text_weight]))
         if reranker is None:
             rows = keep_each_lists_best(rows, rankings, k)

@@ -266,11 +266,15 @@ class Store:
         try:
             rows = builder.select(_RESULT_COLUMNS + ["_score"]).to_list()
         except Exception as exc:  # e.g. a query of only stop words or special syntax
-            log.info("full-text search failed for %r: %s", query, exc)
-            return []
+            log.warning("full-text search failed for %r: %s", query, exc)
+            raise TextSearchFailed(f"{exc.__class__.__name__}: {str(exc).splitlines()[0][:120] if str(exc) else ''}") from exc
         for row in rows:
             row["score"] = float(row.pop("_score"))
         return rows
+
+
+class TextSearchFailed(Exception):
+    """LanceDB's full-text search could not run this query; the message says why."""
 
 
 _RESULT_COLUMNS = ["chunk_id", "source", "heading", "text", "start_line", "end_line"]

@@ -1,5 +1,9 @@
-"""The answer loop: Observe -> Remember -> Reason -> Act -> Verify -> Converge (see run.py)."""
+"""The answer loop: Observe -> Remember -> Reason -> Act -> Verify -> Converge (see run.py).
 
-from lantern.loop.run import answer
+    from lantern.loop import events
+    for event in events(question, settings, history=None, cancel=None): ...   # lantern.events records
+"""
 
-__all__ = ["answer"]
+from lantern.loop.run import answer, events
+
+__all__ = ["answer", "events"]

@@ -1,45 +1,65 @@
-"""Reason: question + numbered evidence -> a Draft answer with [n] citations (or tool requests).
+"""Reason: question + numbered evidence -> a streamed Draft answer with [n] citations (or tool requests).
 
-Two reasoners share one interface:
-- `LoopLMReasoner`: the Ouro LoopLM through Lantern's runtime, DEEP mode by default, prompted from
-  prompts/answer.toml, streaming tokens to a callback;
-- `ExtractiveReasoner`: used when no model weights are installed. It answers with the evidence
-  sentences closest to the question, each citing its passage, so the same verification applies.
-`choose_reasoner(settings)` picks the LoopLM when its weights are found locally and says, once,
-how to get them when they are not.
+Every reasoner has one verb, `stream(question, evidence, feedback, tools, cancel)`, which yields
+`Piece`s as the text is made (answer text for the reader, or thinking) and ends with the `Draft`.
+A reasoner says what it can do instead of being asked what it is:
+- `backend`: which one it is (ouro, hf, openai, extractive);
+- `rewrites`: it can redraft with the verifier's feedback (a model can; quoting cannot);
+- `uses_tools`: it can ask for tools;
+- `judge(template, exit_threshold)`: a yes/no judge for the verifier, or None.
+
+Reasoners: the native Ouro runtime (`lantern.backends.ouro`, the default), any local transformers
+causal LM (`lantern.backends.hf`), any OpenAI-compatible endpoint (`lantern.backends.openai_chat`),
+and `ExtractiveReasoner`, used when the default model's weights are not installed: it answers
+with the evidence sentences closest to the question, each citing its passage, so the same
+verification applies. `choose_reasoner(settings)` picks one from the `backend` setting.
 
 This module knows nothing about retrieval or verification.
 """
 
 from __future__ import annotations
 
-import functools
-from typing import Any, Callable, Protocol
+import threading
+from typing import Any, Callable, Iterator, Protocol
 
 import numpy as np
 
-from lantern.prompts import load_prompts
+from lantern.backends.text_stream import Piece
 from lantern.records import Draft, Evidence, Question
 from lantern.verify.claims import sentence_spans
 from lantern.verify.support import content_words, sentence_idf
 
-OnToken = Callable[[str], None]
-
 
 class Reasoner(Protocol):
     name: str
+    backend: str
+    rewrites: bool
+    uses_tools: bool
 
-    def draft(self, question: Question, evidence: list[Evidence], feedback: list[str] | None = None,
-              tools: list[dict[str, Any]] | None = None, on_token: OnToken | None = None) -> Draft: ...
+    def stream(self, question: Question, evidence: list[Evidence], feedback: list[str] | None = None,
+               tools: list[dict[str, Any]] | None = None, cancel: threading.Event | None = None) -> Iterator[Piece | Draft]: ...
+
+    def judge(self, template: str, exit_threshold: float): ...
+
+
+def draft_of(reasoner: Reasoner, question: Question, evidence: list[Evidence], **kwargs) -> Draft:
+    """The Draft alone, for callers that do not stream."""
+    draft = None
+    for item in reasoner.stream(question, evidence, **kwargs):
+        if isinstance(item, Draft):
+            draft = item
+    assert draft is not None, "a reasoner's stream must end with its Draft"
+    return draft
 
 
 def build_messages(prompts: dict[str, Any], question: Question, evidence: list[Evidence],
                    feedback: list[str] | None = None, tools: list[dict[str, Any]] | None = None) -> list[dict[str, str]]:
-    """The chat messages for the answer prompt (templates from prompts/answer.toml)."""
+    """The chat messages for the answer prompt (templates from prompts/answer.toml). `tools` are
+    described in the text protocol; pass None when the backend hands them over natively."""
     passages = "\n".join(
         prompts["passage"].format(number=i, source=e.source, start_line=e.start_line, end_line=e.end_line, text=" ".join(e.text.split()))
         for i, e in enumerate(evidence, 1)
-    )
+    ) or prompts["no_passages"]
     history = ""
     if question.history:
         history = prompts["history_header"] + "".join(prompts["history_turn"].format(role=t.role, text=t.text) for t in question.history[-6:]) + "\n"
@@ -58,13 +78,26 @@ class ExtractiveReasoner:
     """Answers with the evidence sentences most similar to the question (no language model)."""
 
     name = "extractive"
+    backend = "extractive"
+    rewrites = False
+    uses_tools = False
 
     def __init__(self, embed: Callable[[list[str]], np.ndarray], max_sentences: int = 3) -> None:
         self.embed = embed
         self.max_sentences = max_sentences
 
-    def draft(self, question: Question, evidence: list[Evidence], feedback: list[str] | None = None,
-              tools: list[dict[str, Any]] | None = None, on_token: OnToken | None = None) -> Draft:
+    def judge(self, template: str, exit_threshold: float):
+        return None
+
+    def stream(self, question: Question, evidence: list[Evidence], feedback: list[str] | None = None,
+               tools: list[dict[str, Any]] | None = None, cancel: threading.Event | None = None) -> Iterator[Piece | Draft]:
+        chosen = self.choose(question, evidence)
+        for i, (number, sentence) in enumerate(chosen):  # each quote reaches the reader as it is chosen
+            yield Piece(("" if i == 0 else " ") + f"{sentence} [{number}]")
+        yield Draft(text=" ".join(f"{sentence} [{number}]" for number, sentence in chosen), model=self.name)
+
+    def choose(self, question: Question, evidence: list[Evidence]) -> list[tuple[int, str]]:
+        """(passage number, sentence) of the best answer sentences, in passage order."""
         candidates: list[tuple[int, str]] = []
         spans: list[str] = []
         headings: list[str] = []
@@ -77,7 +110,7 @@ class ExtractiveReasoner:
                 spans.append(sentence)  # as the verifier will embed it, so the shared cache serves both
                 headings.append(passage.heading.rsplit(">", 1)[-1])
         if not candidates:
-            return Draft(text="", model=self.name)
+            return []
         vecs = np.asarray(self.embed([question.text] + spans))
         # A sentence is a good answer when it is close to the question in meaning and in words
         # (stemmed content words, weighted by rarity among the candidates, counting its section's
@@ -91,41 +124,21 @@ class ExtractiveReasoner:
                             for h, (_, s) in zip(headings, candidates)])
         sims = vecs[1:] @ vecs[0] + 0.3 * overlap + np.array([0.1 / number for number, _ in candidates])
         chosen = sorted(np.argsort(-sims)[: self.max_sentences], key=lambda i: (candidates[i][0], i))
-        text = " ".join(f"{candidates[i][1]} [{candidates[i][0]}]" for i in chosen)
-        return Draft(text=text, model=self.name)  # nothing to stream: the sentences are quotes
-
-
-class LoopLMReasoner:
-    """The Ouro LoopLM via lantern.runtime: DEEP (adaptive depth) or FAST, streamed."""
-
-    def __init__(self, lm, settings, prompts: dict[str, Any] | None = None) -> None:
-        self.lm = lm
-        self.settings = settings
-        self.prompts = prompts or load_prompts("answer", settings.prompts_dir)
-        self.name = getattr(lm, "name", settings.model)
-
-    def draft(self, question: Question, evidence: list[Evidence], feedback: list[str] | None = None,
-              tools: list[dict[str, Any]] | None = None, on_token: OnToken | None = None) -> Draft:
-        from lantern.loop.act import parse_tool_calls
-
-        input_ids = self.lm.chat_ids(build_messages(self.prompts, question, evidence, feedback, tools))
-        pieces, steps = [], []
-        for token in self.lm.generate(input_ids, max_new_tokens=self.settings.max_new_tokens, mode=self.settings.mode,
-                                      exit_threshold=self.settings.exit_threshold, temperature=self.settings.temperature):
-            pieces.append(token.text)
-            steps.append(token.exit_step + 1)
-            if on_token:
-                on_token(token.text)
-        text = "".join(pieces)
-        _, answer = self.lm.split_thinking(text)
-        calls, _ = parse_tool_calls(answer, self.prompts["tool_call_prefix"])
-        return Draft(text=answer.strip(), tool_calls=calls, model=self.name,
-                     avg_exit_steps=float(np.mean(steps)) if steps else None, tokens=len(steps))
+        return [candidates[i] for i in chosen]
 
 
 def choose_reasoner(settings, embed: Callable[[list[str]], np.ndarray], require_model: bool = False) -> tuple[Reasoner, str | None]:
-    """(reasoner, notice): the LoopLM when its weights are here, else extractive with a one-time notice.
-    With `require_model` (the user named a model), missing weights are an error instead."""
+    """(reasoner, notice) for the `backend` setting. The default backend falls back to extractive
+    answers, with a one-time notice, when its weights are not installed; a model the user named
+    (`require_model`), or another backend they chose, must work or it is an error."""
+    if settings.backend == "hf":
+        from lantern.backends.hf import HFReasoner
+
+        return HFReasoner.load(settings), None
+    if settings.backend == "openai":
+        from lantern.backends.openai_chat import OpenAIReasoner
+
+        return OpenAIReasoner(settings), None
     from lantern.runtime.locate import locate, require
 
     found = locate(settings.model)
@@ -136,14 +149,7 @@ def choose_reasoner(settings, embed: Callable[[list[str]], np.ndarray], require_
             f"The reasoning model {settings.model} is not installed, so this answer quotes the best evidence sentences "
             f"instead of reasoning over them. Get the model with `lantern model pull {settings.model}` (needs internet once)."
         )
-    lm = _loaded(str(found.path), settings.device, settings.dtype, settings.int8)
-    lm.name = settings.model
-    return LoopLMReasoner(lm, settings), None
+    from lantern.backends.ouro import OuroReasoner, loaded
 
-
-@functools.lru_cache(maxsize=1)
-def _loaded(path: str, device: str, dtype: str, int8: bool):
-    """One loaded LoopLM per process: a chat session or an eval asks many questions."""
-    from lantern.runtime import load
-
-    return load(path, device=device, dtype=dtype, int8=int8)
+    lm = loaded(str(found.path), settings.device, settings.dtype, settings.int8)
+    return OuroReasoner(lm, settings, name=settings.model), None

@@ -22,15 +22,18 @@ class Recall:
     relevance: list[float] = field(default_factory=list)
     """Cosine similarity of each kept passage to the query, same order as evidence."""
     below_threshold: int = 0
+    notices: list[str] = field(default_factory=list)
+    """What the user should know about this search (e.g. the full-text half failed)."""
 
 
 def remember(question: Question, kb, k: int, min_relevance: float) -> Recall:
     query = retrieval_query(question)
     if kb.count() == 0:
         return Recall(query)
-    hits = kb.search(query, k)
+    notices: list[str] = []
+    hits = kb.search(query, k, notices=notices)
     if not hits:
-        return Recall(query)
+        return Recall(query, notices=notices)
     sims = kb.relevance(query, hits)
     keep = [i for i in range(len(hits)) if sims[i] >= min_relevance]
-    return Recall(query, [hits[i] for i in keep], [float(sims[i]) for i in keep], len(hits) - len(keep))
+    return Recall(query, [hits[i] for i in keep], [float(sims[i]) for i in keep], len(hits) - len(keep), notices)

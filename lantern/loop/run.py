@@ -1,134 +1,289 @@
-"""The answer loop, wired: Observe -> Remember -> Reason -> Act -> Verify -> Converge.
+"""The answer loop, wired: Observe -> Remember -> Reason -> Act -> Verify -> Converge, as a stream of events.
 
-`answer(question, settings)` is the whole of `lantern ask`; every stage's seconds land in
-`Answer.timings`. No evidence above the relevance floor means "not in the knowledge base" without
-calling the model; a tool request runs through Act and its result joins the evidence; unsupported
-claims get `converge_rounds` rewrites with the verifier's feedback, then are dropped.
+`events(question, settings, history, cancel)` yields the typed events of `lantern.events` while
+the answer is made: each stage as it starts and finishes, the evidence, every token meant for the
+reader (with its exit step), thinking apart, each tool call as parsed and checked and its result,
+each claim as soon as it is verified, notices, and last the Answer. `answer()` is the consumer
+that returns that Answer.
+
+The rules it keeps: no evidence and no tools means "not in the knowledge base" without calling
+the model; with tools configured the model may answer from a tool alone. A tool request never
+becomes a claim; an unparseable or invalid call never runs and its error goes back to the model
+(one repair round); a successful result joins the evidence. Unsupported claims get
+`converge_rounds` rewrites with the verifier's feedback (when the reasoner can rewrite), then are
+dropped. `cancel` (a threading.Event) is checked after every token and between stages: the
+stream then ends with an answer of status `cancelled` holding the partial text.
+
+The generator runs in whichever thread iterates it, so a UI worker thread, an asyncio server's
+worker thread or the main thread all work; a consumer that stops iterating stops generation.
 """
 
 from __future__ import annotations
 
+import threading
 import time
-from contextlib import contextmanager
-from typing import Callable
+from typing import Iterator
 
 from lantern.embedding import memoized
+from lantern.events import (AnswerEvent, ClaimEvent, EvidenceEvent, NoticeEvent, RevisionEvent, StageEvent, ThinkingEvent,
+                            TokenEvent, ToolCallEvent, ToolResultEvent)
 from lantern.loop import converge as cv
-from lantern.loop.act import MCPToolRunner, ToolRunner, as_evidence
+from lantern.loop.act import ToolRunner, as_evidence
 from lantern.loop.observe import observe
 from lantern.loop.reason import Reasoner, choose_reasoner
 from lantern.loop.remember import remember
-from lantern.loop.verify import verify
+from lantern.loop.verify import check_claims
 from lantern.prompts import load_prompts
-from lantern.records import Answer, Turn
+from lantern.records import Answer, Claim, Draft, Evidence, Question, Turn
 from lantern.settings import Settings
 
 MAX_TOOL_ROUNDS = 2
+"""Tool rounds per answer: a call, then one more (a repair of a rejected call, or a follow-up call)."""
 
 
-def answer(
-    question_text: str,
-    settings: Settings,
-    *,
-    history: list[Turn] | None = None,
-    session_id: str | None = None,
-    kb=None,
-    reasoner: Reasoner | None = None,
-    verifier=None,
-    tools: ToolRunner | None = None,
-    on_token: Callable[[str], None] | None = None,
-    require_model: bool = False,
-) -> Answer:
-    prompts = load_prompts("answer", settings.prompts_dir)
-    timings: dict[str, float] = {}
+def answer(question_text: str, settings: Settings, *, history: list[Turn] | None = None, on_token=None, **options) -> Answer:
+    """The final Answer (the last event's); `on_token(text)` sees each token meant for the reader."""
+    for event in events(question_text, settings, history, **options):
+        if on_token is not None and event.kind == "token":
+            on_token(event.text)
+    return event.answer
 
-    @contextmanager
-    def stage(name: str):
-        started = time.perf_counter()
-        yield
-        timings[name] = round(timings.get(name, 0.0) + time.perf_counter() - started, 4)
 
-    began = time.perf_counter()
-    with stage("observe"):
-        question = observe(question_text, history, session_id)
-    if require_model:  # a model the user named must exist, whether or not this question needs it
+def events(question: str, settings: Settings, history: list[Turn] | None = None, cancel: threading.Event | None = None, *,
+           session_id: str | None = None, kb=None, reasoner: Reasoner | None = None, verifier=None,
+           tools: ToolRunner | None = None, require_model: bool = False) -> Iterator:
+    """The events of answering `question` (see lantern.events for their order); the last is the answer."""
+    return _Run(settings, cancel, kb, reasoner, verifier, tools, require_model).events(question, history, session_id)
+
+
+def require_model(settings: Settings) -> None:
+    """Raise ModelNotFound when the configured model is not where its backend looks (an endpoint is asked later)."""
+    if settings.backend == "ouro":
         from lantern.runtime.locate import require
 
         require(settings.model)
-    with stage("remember"):
-        if kb is None:
+    elif settings.backend == "hf":
+        from lantern.backends.hf import resolve
+
+        resolve(settings.model)
+
+
+class _Run:
+    """One answer in the making: its clock, stage timings, evidence and drafts."""
+
+    def __init__(self, settings: Settings, cancel, kb, reasoner, verifier, tools, require_model: bool) -> None:
+        self.settings = settings
+        self.cancel = cancel or threading.Event()
+        self.kb, self.reasoner, self.verifier, self.tools = kb, reasoner, verifier, tools
+        self.require_model = require_model
+        self.prompts = load_prompts("answer", settings.prompts_dir)
+        self.began = time.perf_counter()
+        self.timings: dict[str, float] = {}
+        self._started: dict[str, float] = {}
+        self.notices: list[str] = []
+        self.evidence: list[Evidence] = []
+        self.draft_number = -1
+        self.shown = ""  # the text of the latest draft, as its tokens were streamed
+        self.steps: list[float] = []
+
+    # --- small helpers -------------------------------------------------------------------------
+    def start(self, name: str) -> StageEvent:
+        self._started[name] = time.perf_counter()
+        return StageEvent(name=name, state="started")
+
+    def finish(self, name: str) -> StageEvent:
+        seconds = time.perf_counter() - self._started.pop(name)
+        self.timings[name] = round(self.timings.get(name, 0.0) + seconds, 4)
+        return StageEvent(name=name, state="finished", seconds=round(seconds, 4))
+
+    def notice(self, text: str) -> NoticeEvent:
+        self.notices.append(text)
+        return NoticeEvent(text=text)
+
+    def cancelled(self) -> bool:
+        return self.cancel.is_set()
+
+    def final(self, question: Question, **fields) -> AnswerEvent:
+        self.timings["total"] = round(time.perf_counter() - self.began, 4)
+        steps = {"avg_exit_steps": sum(self.steps) / len(self.steps)} if self.steps else {}
+        record = Answer(question=question.text, mode=self.settings.mode, evidence=self.evidence, notices=self.notices,
+                        timings=self.timings, **steps, **fields)
+        return AnswerEvent(answer=record)
+
+    def stopped(self, question: Question, claims: list[Claim] | None = None) -> AnswerEvent:
+        """The answer when the caller cancelled: what the reader saw so far, marked cancelled."""
+        for name in list(self._started):
+            self.finish(name)
+        kept, dropped = cv.partition(claims or [])
+        return self.final(question, answer=self.shown.strip(), status="cancelled", claims=kept, dropped=dropped,
+                          model=getattr(self.reasoner, "name", ""), backend=getattr(self.reasoner, "backend", ""))
+
+    def draft(self, question: Question, feedback: list[str] | None, tools) -> Iterator:
+        """Stream one draft from the reasoner as token/thinking events; returns the Draft."""
+        self.draft_number += 1
+        self.shown = ""
+        draft: Draft | None = None
+        for item in self.reasoner.stream(question, self.evidence, feedback=feedback, tools=tools, cancel=self.cancel):
+            if isinstance(item, Draft):
+                draft = item
+            elif item.channel == "thinking":
+                yield ThinkingEvent(text=item.text, seconds=round(time.perf_counter() - self.began, 4), draft=self.draft_number)
+            else:
+                self.shown += item.text
+                yield TokenEvent(text=item.text, exit_step=item.exit_step, seconds=round(time.perf_counter() - self.began, 4),
+                                 draft=self.draft_number)
+        if draft is None:
+            raise RuntimeError(f"reasoner {getattr(self.reasoner, 'name', '?')} ended its stream without a Draft")
+        if draft.avg_exit_steps:
+            self.steps.append(draft.avg_exit_steps)
+        return draft
+
+    # --- the loop --------------------------------------------------------------------------------
+    def events(self, text: str, history: list[Turn] | None, session_id: str | None) -> Iterator:
+        settings = self.settings
+        yield self.start("observe")
+        question = observe(text, history, session_id)
+        if self.require_model:  # a model the user named must exist, whether or not this question needs it
+            require_model(settings)
+        yield self.finish("observe")
+        if self.cancelled():
+            return (yield self.stopped(question))
+
+        yield self.start("remember")
+        if self.kb is None:
             from lantern.knowledge import KnowledgeBase
 
-            kb = KnowledgeBase.open(settings)
-        recall = remember(question, kb, settings.top_k, settings.min_relevance)
-    result = Answer(question=question.text, answer=prompts["not_in_kb"], status="not_in_kb", mode=settings.mode, evidence=recall.evidence)
-    if not recall.evidence:
-        timings["total"] = round(time.perf_counter() - began, 4)
-        return result.model_copy(update={"timings": timings})
-    embed = memoized(kb.embedder)  # one cache: the reasoner's sentence vectors serve the verifier too
+            self.kb = KnowledgeBase.open(settings)
+        recall = remember(question, self.kb, settings.top_k, settings.min_relevance)
+        self.evidence = list(recall.evidence)
+        yield self.finish("remember")
+        for line in recall.notices:
+            yield self.notice(line)
+        yield EvidenceEvent(passages=self.evidence)
+        if self.cancelled():
+            return (yield self.stopped(question))
 
-    with stage("reason"):
-        if reasoner is None:
-            reasoner, notice = choose_reasoner(settings, embed, require_model)
-            if notice:
-                result.notices.append(notice)
-        if tools is None and settings.mcp_servers:
-            tools = MCPToolRunner(settings.mcp_servers)
-        tool_list = tools.list_tools() if tools is not None else None
-        evidence = list(recall.evidence)
-        draft = reasoner.draft(question, evidence, tools=tool_list, on_token=on_token)
+        tool_list = None
+        if self.evidence or (settings.mcp_servers or self.tools is not None):
+            embed = memoized(self.kb.embedder)  # one cache: the reasoner's sentence vectors serve the verifier too
+            if self.reasoner is None:
+                self.reasoner, line = choose_reasoner(settings, embed, self.require_model)
+                if line:
+                    yield self.notice(line)
+            if self.reasoner.uses_tools:
+                tool_list = yield from self.discover_tools()
+        if not self.evidence and not tool_list:
+            return (yield self.final(question, answer=self.prompts["not_in_kb"], status="not_in_kb",
+                                     model=getattr(self.reasoner, "name", ""), backend=getattr(self.reasoner, "backend", "")))
 
-    rounds = 0
-    while draft.tool_calls and rounds < MAX_TOOL_ROUNDS:
-        rounds += 1
-        with stage("act"):
-            notes = []
-            for call in draft.tool_calls:
-                outcome = tools.call(call) if tools is not None else None
-                if outcome is None:
-                    notes.append(f"tool {call.name} is not available: no MCP servers are configured")
-                elif outcome.is_error:
-                    notes.append(f"tool {call.name} failed: {outcome.content}")
-                else:
-                    evidence.append(as_evidence(outcome, len(evidence) + 1))
-        with stage("reason"):
-            draft = reasoner.draft(question, evidence, feedback=notes or None, tools=tool_list, on_token=on_token)
+        yield self.start("reason")
+        draft = yield from self.draft(question, None, tool_list)
+        yield self.finish("reason")
+        rounds = 0
+        while (draft.tool_calls or draft.rejected_calls) and rounds < MAX_TOOL_ROUNDS and not self.cancelled():
+            rounds += 1
+            yield self.start("act")
+            notes = yield from self.act(draft)
+            yield self.finish("act")
+            if self.cancelled():
+                break
+            yield self.start("reason")
+            draft = yield from self.draft(question, notes or None, tool_list)
+            yield self.finish("reason")
+        if self.cancelled():
+            return (yield self.stopped(question))
 
-    with stage("verify"):
-        if verifier is None:
+        claims = yield from self.check(draft, embed)
+        if claims is None:
+            return (yield self.stopped(question))
+        for _ in range(settings.converge_rounds):
+            kept, dropped = cv.partition(claims)
+            if not dropped or not self.reasoner.rewrites or self.cancelled():
+                break
+            yield self.start("converge")
+            retry = yield from self.draft(question, cv.feedback(dropped), None)
+            yield self.finish("converge")
+            if self.cancelled():
+                return (yield self.stopped(question, claims))
+            rechecked = yield from self.check(retry, embed)
+            if rechecked is None:
+                return (yield self.stopped(question, claims))
+            claims = cv.better(claims, rechecked)
+            draft = retry if claims is rechecked else draft
+
+        yield self.start("converge")
+        kept, dropped = cv.partition(claims)
+        status = cv.status_of(kept, dropped)
+        if kept and not dropped:
+            final_text = draft.text  # every claim held: the answer is the draft as the model wrote it
+        else:  # what survived, or (evidence found, every sentence failed) say so, not that the KB has nothing
+            final_text = cv.render(kept) if kept else self.prompts["nothing_verified" if dropped else "not_in_kb"]
+        yield self.finish("converge")
+        if dropped or " ".join(final_text.split()) != " ".join(self.shown.split()):
+            yield RevisionEvent(text=final_text, dropped=dropped)
+        yield self.final(question, answer=final_text, status=status, claims=kept, dropped=dropped, model=draft.model,
+                         backend=self.reasoner.backend)
+
+    def discover_tools(self) -> Iterator:
+        """The tool list for the model (None without tools); servers that fail to start are notices."""
+        if self.tools is None and self.settings.mcp_servers:
+            from lantern.toolcalls.client import shared_tools
+
+            self.tools = shared_tools(self.settings.mcp_servers, self.settings.logs_path, self.settings.tool_timeout,
+                                      self.settings.tool_max_output)
+        if self.tools is None:
+            return None
+        listed = self.tools.list_tools()
+        for server, problem in sorted(getattr(self.tools, "problems", {}).items()):
+            yield self.notice(f"MCP server {server} is unavailable ({problem}); its tools are not offered. `lantern doctor` shows more.")
+        return listed or None
+
+    def act(self, draft: Draft) -> Iterator:
+        """Check and run the draft's tool calls; returns the notes the model sees in its next round."""
+        notes: list[str] = []
+        for rejected in draft.rejected_calls:
+            yield ToolCallEvent(call=None, raw=rejected.raw, valid=False, error=rejected.error)
+            notes.append(f"your tool call could not be read: {rejected.error}")
+        for call in draft.tool_calls:
+            problem = self.tools.check(call) if self.tools is not None else f"tool {call.name} is not available: no MCP servers are configured"
+            yield ToolCallEvent(call=call, valid=problem is None, error=problem)
+            if problem:
+                notes.append(problem)
+                continue
+            started = time.perf_counter()
+            outcome = self.tools.call(call)
+            number = None
+            if outcome.is_error:
+                notes.append(f"tool {call.name} failed: {outcome.content}")
+            else:
+                self.evidence.append(as_evidence(outcome, len(self.evidence) + 1))
+                number = len(self.evidence)
+            yield ToolResultEvent(call=call, content=outcome.content, is_error=outcome.is_error,
+                                  seconds=round(time.perf_counter() - started, 4), evidence_number=number)
+            if self.cancelled():
+                break
+        return notes
+
+    def check(self, draft: Draft, embed) -> Iterator:
+        """Verify the draft claim by claim (claim events); None when cancelled midway."""
+        if self.verifier is None:
             from lantern.verify.support import Verifier
 
             judge = None
-            if settings.verifier_model:
+            if self.settings.verifier_model:
                 from lantern.verify.judge import CrossEncoderJudge
 
-                judge = CrossEncoderJudge(settings.verifier_model)
-            elif settings.model_judge and hasattr(reasoner, "lm"):
-                from lantern.verify.judge import LoopLMJudge
-
-                judge = LoopLMJudge(reasoner.lm, prompts["judge"], settings.exit_threshold)
-            verifier = Verifier.from_settings(settings, judge=judge, embed=embed)
-        claims = verify(draft, evidence, verifier, prompts["refusal_markers"])
-    steps = [draft.avg_exit_steps] if draft.avg_exit_steps else []
-
-    for _ in range(settings.converge_rounds):
-        kept, dropped = cv.partition(claims)
-        if not dropped or reasoner.name == "extractive":
-            break
-        with stage("converge"):
-            retry = reasoner.draft(question, evidence, feedback=cv.feedback(dropped), tools=None, on_token=None)
-            if retry.avg_exit_steps:
-                steps.append(retry.avg_exit_steps)
-        with stage("verify"):
-            claims = cv.better(claims, verify(retry, evidence, verifier, prompts["refusal_markers"]))
-
-    with stage("converge"):
-        kept, dropped = cv.partition(claims)
-        status = cv.status_of(kept, dropped)
-        # Evidence was found but every drafted sentence failed: say so, not that the KB has nothing.
-        text = cv.render(kept) if kept else prompts["nothing_verified" if dropped else "not_in_kb"]
-    timings["total"] = round(time.perf_counter() - began, 4)
-    return result.model_copy(
-        update={"answer": text, "status": status, "claims": kept, "dropped": dropped, "model": draft.model,
-                "timings": timings, "avg_exit_steps": sum(steps) / len(steps) if steps else None, "evidence": evidence}
-    )
+                judge = CrossEncoderJudge(self.settings.verifier_model)
+            elif self.settings.model_judge:
+                judge = self.reasoner.judge(self.prompts["judge"], self.settings.exit_threshold)
+            self.verifier = Verifier.from_settings(self.settings, judge=judge, embed=embed)
+        yield self.start("verify")
+        claims: list[Claim] = []
+        for claim in check_claims(draft, self.evidence, self.verifier, self.prompts["refusal_markers"]):
+            claims.append(claim)
+            yield ClaimEvent(claim=claim, draft=self.draft_number)
+            if self.cancelled():
+                yield self.finish("verify")
+                return None
+        yield self.finish("verify")
+        return claims

@@ -215,12 +215,17 @@ class Verifier:
         return cls(embed or memoized(load_embedder(settings.embed_model)), SupportModel.load(), settings.min_support, judge)
 
     def check(self, claim: str, passages: list[Evidence], citations: list[int] | None = None) -> Claim:
-        """Verify `claim` against the cited passages (1-based), or all passages when it cites none."""
-        chosen = [passages[i - 1] for i in (citations or []) if 1 <= i <= len(passages)] or passages
+        """Verify `claim` against the cited passages (1-based), or all passages when it cites none.
+        A claim whose citations all point past the passages cites nothing that exists: it is
+        unsupported, with that reason, and never re-targeted at passages it did not cite."""
+        cited = [i for i in (citations or []) if 1 <= i <= len(passages)]
+        if citations and not cited:
+            return Claim(claim=claim, reason=nonexistent_citations(citations, len(passages)))
+        chosen = [passages[i - 1] for i in cited] or passages
         candidates: list[tuple[Evidence, int, int]] = []
         for passage in chosen:
             candidates.extend((passage, a, b) for a, b in sentence_spans(passage.text))
-        record = Claim(claim=claim, citations=list(citations or []))
+        record = Claim(claim=claim, citations=cited)
         if not candidates:
             return record
         sentences = [p.text[a:b] for p, a, b in candidates]
@@ -251,3 +256,8 @@ class Verifier:
             update={"evidence": quote, "source": passage.source, "start_line": start_line,
                     "end_line": end_line, "confidence": round(confidence, 4), "verdict": verdict}
         )
+
+
+def nonexistent_citations(numbers: list[int], n_passages: int) -> str:
+    cited = ", ".join(f"[{n}]" for n in numbers)
+    return f"cites {cited}, but only passages [1]-[{n_passages}] exist" if n_passages else f"cites {cited}, but no passage was retrieved"

@@ -1,15 +1,16 @@
 """The answer loop with a scripted fake model, a real knowledge base, real verifier and a real MCP tool."""
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from lantern.backends.text_stream import ReaderStream
 from lantern.knowledge import KnowledgeBase
 from lantern.loop import answer
-from lantern.loop.act import parse_tool_calls
 from lantern.prompts import load_prompts
 from lantern.records import Draft, Turn
 from lantern.settings import load_settings
@@ -24,21 +25,37 @@ DOCS = {
 
 
 class ScriptedReasoner:
-    """A fake model: replies from a script, records what it was shown."""
+    """A fake model: streams replies from a script word by word through the real ReaderStream (so
+    tool lines and thinking are sorted as a model's would be), and records what it was shown. A
+    reply may be a function of the evidence it is shown."""
 
     name = "scripted"
+    backend = "scripted"
+    rewrites = True
+    uses_tools = True
 
-    def __init__(self, *replies: str) -> None:
+    def __init__(self, *replies) -> None:
         self.replies = list(replies)
         self.calls: list[dict] = []
 
-    def draft(self, question, evidence, feedback=None, tools=None, on_token=None):
+    def judge(self, template, exit_threshold):
+        return None
+
+    def stream(self, question, evidence, feedback=None, tools=None, cancel=None):
         self.calls.append({"evidence": list(evidence), "feedback": feedback, "tools": tools})
         if not self.replies:
             raise AssertionError("the reasoner was called more often than scripted")
-        text = self.replies.pop(0)
-        calls, _ = parse_tool_calls(text)
-        return Draft(text="" if calls else text, tool_calls=calls, model=self.name)
+        reply = self.replies.pop(0)
+        text = reply(evidence) if callable(reply) else reply
+        reader = ReaderStream()
+        for word in re.findall(r"\S+\s*", text):
+            yield from reader.feed(word)
+            if cancel is not None and cancel.is_set():
+                break
+        yield from reader.finish()
+        answer_text, thinking, calls, rejected = reader.result()
+        yield Draft(text=answer_text, thinking=thinking, tool_calls=calls, rejected_calls=rejected, model=self.name,
+                    cancelled=bool(cancel is not None and cancel.is_set()))
 
 
 @pytest.fixture
@@ -57,6 +74,9 @@ def assert_citations_valid(result):
     for claim in result.claims + result.dropped:
         assert all(1 <= n <= len(result.evidence) for n in claim.citations)
         if claim.source.startswith("tool:"):
+            continue
+        if not claim.source:  # never checked (it cites nothing that exists): no quote either
+            assert not claim.evidence and claim.reason
             continue
         lines = Path(claim.source).read_text().split("\n")
         assert claim.evidence in "\n".join(lines[claim.start_line - 1 : claim.end_line])
@@ -82,11 +102,23 @@ def test_cited_supported_answer(kb):
     assert_citations_valid(result)
 
 
-def test_bad_and_missing_citations_are_impossible_by_construction(kb):
+def test_a_claim_citing_only_passages_that_do_not_exist_is_dropped_with_the_reason(kb):
     reply = "Ouro applies the same transformer layers four times for every token [9]. Lantern keeps its knowledge base in LanceDB on local disk.[^7]"
-    result = answer("How does Ouro work and where is the KB stored?", load_settings(), kb=kb, reasoner=ScriptedReasoner(reply))
-    assert result.claims and all(c.citations == [] for c in result.claims + result.dropped)
+    result = answer("How does Ouro work and where is the KB stored?", load_settings(), kb=kb, reasoner=ScriptedReasoner(reply, reply))
+    assert not result.claims and len(result.dropped) == 2 and result.status == "not_in_kb"
+    n = len(result.evidence)
+    first, second = result.dropped
+    # Not re-targeted at the passages that would support it: unchecked, no quote, the reason says why.
+    assert first.citations == [] and first.evidence == "" and first.confidence == 0.0 and first.verdict == "unsupported"
+    assert first.reason == f"cites [9], but only passages [1]-[{n}] exist"
+    assert second.reason == f"cites [7], but only passages [1]-[{n}] exist"
     assert_citations_valid(result)
+
+
+def test_an_uncited_claim_is_checked_against_every_passage(kb):
+    reply = "Lantern keeps its knowledge base in LanceDB on local disk."
+    result = answer("Where is the KB stored?", load_settings(), kb=kb, reasoner=ScriptedReasoner(reply))
+    assert result.claims and result.claims[0].citations == [] and result.claims[0].source.endswith("storage.md")
 
 
 def test_hallucinated_claim_is_retried_with_feedback_then_dropped(kb):
@@ -124,33 +156,52 @@ def test_no_relevant_evidence_never_calls_the_model(kb):
     assert result.status == "not_in_kb" and reasoner.calls == [] and "reason" not in result.timings
 
 
+def calculator_settings(**more):
+    return load_settings({"mcp_servers": {"calc": {"command": sys.executable, "args": [str(ROOT / "tools" / "calculator.py")]}}} | more)
+
+
 def test_tool_request_runs_a_real_mcp_tool_and_its_result_becomes_evidence(kb):
-    settings = load_settings({"mcp_servers": {"calc": {"command": sys.executable, "args": [str(ROOT / "tools" / "calculator.py")]}}})
-    reasoner = ScriptedReasoner('CALL_TOOL calculate {"expression": "4 * 24"}', "PLACEHOLDER")
-
-    def second_reply(question, evidence, feedback=None, tools=None, on_token=None):
-        n = numbered_from(evidence, "returned")
-        return Draft(text=f"Four loop steps over 24 layers is 96.0 layer applications [{n}].", model="scripted")
-
-    original = reasoner.draft
-    reasoner.draft = lambda *a, **k: original(*a, **k) if not reasoner.calls else second_reply(*a, **k)
-    result = answer("Ouro loops four times over 24 layers; how many layer applications per token?", settings, kb=kb, reasoner=reasoner)
+    reasoner = ScriptedReasoner('CALL_TOOL calculate {"expression": "4 * 24"}',
+                                lambda evidence: f"4 * 24 is 96 [{numbered_from(evidence, 'returned')}].")
+    result = answer("Ouro loops four times over 24 layers; how many layer applications per token?", calculator_settings(), kb=kb, reasoner=reasoner)
     assert reasoner.calls[0]["tools"][0]["name"] == "calculate"
     tool_evidence = [e for e in result.evidence if e.source == "tool:calculate"]
     assert tool_evidence and "96" in tool_evidence[0].text
     assert "act" in result.timings
+    assert [c.source for c in result.claims] == ["tool:calculate"] and result.status == "answered"
 
 
 def numbered_from(evidence, needle):
     return next(i for i, e in enumerate(evidence, 1) if needle in e.text)
 
 
-def test_malformed_tool_call_is_reported_not_raised(kb):
-    settings = load_settings({"mcp_servers": {"calc": {"command": sys.executable, "args": [str(ROOT / "tools" / "calculator.py")]}}})
+def test_invalid_tool_call_is_reported_to_the_model_never_run_and_never_a_claim(kb):
     reasoner = ScriptedReasoner('CALL_TOOL calculate {"expr": 5}', "I cannot answer from the passages.")
-    result = answer("How many layer applications does Ouro make?", settings, kb=kb, reasoner=reasoner)
-    assert "invalid arguments" in reasoner.calls[1]["feedback"][0] and "expression" in reasoner.calls[1]["feedback"][0]
-    assert result.status == "not_in_kb"
+    result = answer("How many layer applications does Ouro make?", calculator_settings(), kb=kb, reasoner=reasoner)
+    feedback = reasoner.calls[1]["feedback"][0]
+    assert "invalid arguments" in feedback and "expression" in feedback
+    assert result.status == "not_in_kb" and not result.claims and not result.dropped
+    assert not [e for e in result.evidence if e.source.startswith("tool:")]
+
+
+def test_malformed_tool_line_is_fed_back_for_one_repair_and_not_verified(kb):
+    reasoner = ScriptedReasoner("Let me compute. CALL_TOOL calculate {expression: 4 times 24",
+                                'CALL_TOOL calculate {"expression": "4 * 24"}',
+                                lambda evidence: f"4 times 24 is 96 [{numbered_from(evidence, 'returned')}].")
+    result = answer("What is four times 24?", calculator_settings(), kb=kb, reasoner=reasoner)
+    assert "could not be read" in reasoner.calls[1]["feedback"][0] and "not a JSON object" in reasoner.calls[1]["feedback"][0]
+    assert all("CALL_TOOL" not in c.claim for c in result.claims + result.dropped)
+    assert [c.claim for c in result.claims] == ["4 times 24 is 96."]
+
+
+def test_a_question_only_a_tool_can_answer_reaches_the_tool_without_evidence(kb):
+    reasoner = ScriptedReasoner('CALL_TOOL calculate {"expression": "2340 * 17.5 / 100"}',
+                                lambda evidence: f"2340 * 17.5 / 100 is 409.5 [{numbered_from(evidence, 'returned')}].")
+    result = answer("What is 17.5% of 2,340?", calculator_settings(), kb=kb, reasoner=reasoner)
+    assert reasoner.calls[0]["evidence"] == []  # nothing in the knowledge base, yet the model was asked
+    assert result.status == "answered" and result.claims[0].source == "tool:calculate"
+    without_tools = answer("What is 17.5% of 2,340?", load_settings(), kb=kb, reasoner=ScriptedReasoner())
+    assert without_tools.status == "not_in_kb"
 
 
 def test_follow_up_question_uses_the_earlier_turn(kb):
@@ -180,11 +231,20 @@ def test_end_to_end_with_a_tiny_random_checkpoint(kb, tmp_path):
     from lantern.runtime.testing import make_random_checkpoint
 
     checkpoint = make_random_checkpoint(tmp_path / "ouro-tiny", "tiny", seed=1, gate_bias=1.0)
-    settings = load_settings({"model": str(checkpoint), "max_new_tokens": 24, "dtype": "float32"})
-    result = answer("When does Ouro stop looping?", settings, kb=kb)
-    assert result.model == str(checkpoint) and result.notices == []
-    assert result.avg_exit_steps is not None and 1.0 <= result.avg_exit_steps <= 4.0
-    assert result.status in ("answered", "partial", "not_in_kb")
+    # One draft (no rewrite round), so every claim event is of the answer's own draft.
+    settings = load_settings({"model": str(checkpoint), "max_new_tokens": 24, "dtype": "float32", "converge_rounds": 0})
+    from lantern.loop import events
+
+    stream = list(events("When does Ouro stop looping?", settings, kb=kb))
+    result = stream[-1].answer
+    assert result.model == str(checkpoint) and result.notices == [] and result.backend == "ouro"
+    tokens = [e for e in stream if e.kind == "token"]
+    assert tokens and all(1 <= e.exit_step <= 4 for e in tokens)
+    assert result.avg_exit_steps == pytest.approx(sum(e.exit_step for e in tokens) / len(tokens))
+    claims = [e.claim for e in stream if e.kind == "claim"]
+    kept = [c for c in claims if c.verdict == "supported"]
+    assert result.claims == kept and len(result.dropped) == len(claims) - len(kept)
+    assert result.status == ("answered" if kept and not result.dropped else "partial" if kept else "not_in_kb")
     assert {"remember", "reason", "verify", "total"} <= set(result.timings)
     assert_citations_valid(result)
 
@@ -225,7 +285,9 @@ def test_the_extractive_reasoner_reads_a_sentence_with_its_section_heading():
     evidence = [passage(1, "Guide > Colours of the interface", "It uses a single gate with a threshold of one half."),
                 passage(2, "Guide > How the model decides when to stop", "It uses a single gate with a threshold of one third.")]
     flat = lambda texts: np.ones((len(texts), 4)) / 2.0  # noqa: E731  (every text equally similar in meaning)
-    draft = ExtractiveReasoner(flat, max_sentences=1).draft(Question(text="How does it decide when to stop?"), evidence)
+    from lantern.loop.reason import draft_of
+
+    draft = draft_of(ExtractiveReasoner(flat, max_sentences=1), Question(text="How does it decide when to stop?"), evidence)
     assert draft.text.endswith("one third. [2]")
 
 

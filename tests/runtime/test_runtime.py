@@ -149,10 +149,18 @@ def test_greedy_is_deterministic_and_max_tokens_respected(lm):
 
 
 def test_repetition_penalty_changes_repeats(lm):
+    from lantern.runtime.generate import GenerationOptions, sample
+
+    penalty = GenerationOptions(repetition_penalty=3.0)
+    # A seen token's positive logit is divided, a negative one multiplied: both lose to the runner-up.
+    assert sample(torch.tensor([[2.0, 1.5, -1.0]]), [[0]], penalty, None).item() == 1
+    assert sample(torch.tensor([[-0.5, -1.0, -2.0]]), [[0]], penalty, None).item() == 1
+    assert sample(torch.tensor([[2.0, 1.5, -1.0]]), [[2]], penalty, None).item() == 0  # unseen tokens keep theirs
     ids = lm.encode(PROMPT)
     plain = [t.id for t in lm.generate(ids, max_new_tokens=20, mode="fast")]
+    assert len(set(plain)) < len(plain)  # the random model repeats itself, so the penalty has work to do
     penalised = [t.id for t in lm.generate(ids, max_new_tokens=20, mode="fast", repetition_penalty=3.0)]
-    assert len(set(penalised)) >= len(set(plain))
+    assert penalised != plain and len(set(penalised)) > len(set(plain))
 
 
 def test_stops_on_eos_and_stop_strings(lm):
@@ -166,10 +174,12 @@ def test_stops_on_eos_and_stop_strings(lm):
     finally:
         lm.stop_ids.discard(eos_lm_stop)
     text = "".join(t.text for t in tokens)
-    if text.strip():
-        needle = text.strip()[:2]
-        cut = list(lm.generate(ids, max_new_tokens=20, mode="fast", stop=[needle]))
-        assert needle in "".join(t.text for t in cut) and len(cut) <= len(tokens)
+    assert len(text.strip()) >= 4  # something to stop on
+    needle = text.strip()[-3:]  # late in the text, so stopping on it must cut the generation short
+    cut = list(lm.generate(ids, max_new_tokens=20, mode="fast", stop=[needle]))
+    cut_text = "".join(t.text for t in cut)
+    assert needle in cut_text and needle not in "".join(t.text for t in cut[:-1])  # stopped at the token that completed it
+    assert len(cut) < len(tokens) and text.startswith(cut_text)
 
 
 def test_chat_template_and_thinking_split(lm, tmp_path):
