@@ -47,9 +47,9 @@ def root(
 
 
 def _register_all() -> None:
-    from lantern.commands import ask, config, doctor, knowledge, model, pending
+    from lantern.commands import ask, config, doctor, knowledge, model, pending, serve, tools
 
-    for module in (ask, knowledge, model, pending, doctor, config):
+    for module in (ask, knowledge, model, pending, serve, tools, doctor, config):
         module.register(app)
 
 

@@ -121,12 +121,18 @@ def check_knowledge_base(settings: Settings) -> DoctorCheck:
 
 def check_mcp(settings: Settings) -> list[DoctorCheck]:
     """Each configured MCP server, started for real: its tools, or why it failed with its stderr's tail."""
-    if not settings.mcp_servers:
-        return [DoctorCheck(name="mcp servers", ok=True, detail="none configured (add [mcp_servers.NAME] to config.toml)")]
+    from lantern.errors import LanternError
     from lantern.toolcalls.client import MCPTools
+    from lantern.toolcalls.registry import configured_servers
 
+    try:
+        servers = configured_servers(settings)
+    except LanternError as exc:
+        return [DoctorCheck(name="mcp servers", ok=False, detail=str(exc))]
+    if not servers:
+        return [DoctorCheck(name="mcp servers", ok=True, detail="none configured (add [mcp_servers.NAME] to config.toml)")]
     checks = []
-    for name, spec in sorted(settings.mcp_servers.items()):
+    for name, spec in sorted(servers.items()):
         tools = MCPTools({name: spec}, settings.logs_path, settings.tool_timeout)
         try:
             listed = tools.tools()

@@ -112,6 +112,20 @@ class Settings(BaseSettings):
     # --- tools ------------------------------------------------------------------------------
     mcp_servers: dict[str, dict[str, Any]] = Field(default_factory=dict)
     """MCP servers Lantern may call, as in Claude Desktop's config: name -> {command, args, env} or {url}. Set in config.toml under [mcp_servers.NAME]."""
+    builtin_tools: bool = True
+    """Offer Lantern's own tool servers (tools/: calculator, units, dates; files when file_roots is set) to the reasoning model."""
+    file_roots: list[str] = Field(default_factory=list)
+    """Folders the built-in files tool may read (read-only; nothing outside them, symlinks resolved). Empty: no files tool."""
+    mcp_config_file: str | None = None
+    """A Claude-Desktop-style JSON file ({"mcpServers": {...}}) whose servers Lantern may also call."""
+    mcp_trusted_servers: list[str] = Field(default_factory=list)
+    """Servers whose tools may run although they do not declare themselves read-only and closed-world (they may write or reach the network)."""
+    mcp_allow_ingest: bool = False
+    """Offer the `ingest` tool to clients of `lantern mcp` (off: clients can only read the knowledge base)."""
+    mcp_ingest_roots: list[str] = Field(default_factory=list)
+    """Folders under which `lantern mcp`'s ingest tool may read files (nothing outside them, symlinks resolved)."""
+    mcp_token_env: str = "LANTERN_MCP_TOKEN"
+    """Environment variable whose value, when set, is the bearer token `lantern mcp --http` requires."""
     tool_timeout: float = Field(30.0, gt=0)
     """Seconds one tool call may take before it is an error result."""
     tool_max_output: int = Field(20_000, ge=100)

@@ -14,6 +14,9 @@ def isolated_home(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-cache"))
     for name in ("LANTERN_MODEL", "LANTERN_MODE", "LANTERN_DEVICE", "LANTERN_TOP_K"):
         monkeypatch.delenv(name, raising=False)
+    # Lantern's own tool servers are on by default; tests that use them say so, the rest do not
+    # start three servers for every answer.
+    monkeypatch.setenv("LANTERN_BUILTIN_TOOLS", "false")
     from lantern.commands import common
 
     monkeypatch.setattr(common, "GLOBAL_FLAGS", {})

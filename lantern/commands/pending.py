@@ -18,11 +18,6 @@ def register(app: typer.Typer) -> None:
         _not_yet("chat", "the chat TUI")
 
     @app.command(rich_help_panel="Serve")
-    def mcp() -> None:
-        """Run Lantern as an MCP server (stdio) so other MCP clients get cited answers."""
-        _not_yet("mcp", "the MCP server")
-
-    @app.command(rich_help_panel="Serve")
     def serve() -> None:
         """Serve Lantern over HTTP (Ollama- and OpenAI-shaped endpoints)."""
         _not_yet("serve", "the HTTP server")

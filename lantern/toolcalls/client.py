@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from lantern.records import ToolCall, ToolResult
+from lantern.toolcalls.registry import trusted
 from lantern.toolcalls.validate import check_call, validation_error
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,7 @@ class Tool:
     description: str
     input_schema: dict[str, Any]
     output_schema: dict[str, Any] | None = None
+    annotations: Any = None
 
     def listing(self) -> dict[str, Any]:
         return {"name": self.name, "description": self.description, "input_schema": self.input_schema}
@@ -63,8 +65,9 @@ class MCPTools:
     """The tools of the configured MCP servers, behind blocking `list_tools()` and `call()`."""
 
     def __init__(self, servers: dict[str, dict[str, Any]], logs: Path | None = None, call_timeout: float = 30.0,
-                 max_output_chars: int = 20_000) -> None:
+                 max_output_chars: int = 20_000, trusted_servers: list[str] | None = None) -> None:
         self.servers = servers
+        self.trusted_servers = list(trusted_servers or [])
         self.logs = logs
         self.call_timeout = call_timeout
         self.max_output_chars = max_output_chars
@@ -158,27 +161,38 @@ class MCPTools:
         session.task = asyncio.ensure_future(keep())
         return await asyncio.wait_for(ready, START_TIMEOUT)
 
-    def _start(self, name: str) -> _Session | None:
+    async def _open_or_report(self, name: str) -> _Session | None:
         try:
-            return self._run(self._open(name), START_TIMEOUT + 5)
+            return await self._open(name)
         except Exception as exc:
+            await asyncio.sleep(0.2)  # let a dying server's last stderr lines reach its log
             tail = self.stderr_tail(name)
             reason = _reason(exc) + (f"; its stderr: {tail}" if tail else "")
             self.problems[name] = reason
             log.warning("MCP server %s did not start: %s", name, reason)
             return None
 
+    def _start(self, name: str) -> _Session | None:
+        return self._run(self._open_or_report(name), START_TIMEOUT + 5)
+
+    def _start_all(self) -> dict[str, _Session | None]:
+        """Start every server at once (each is a process that takes a second to import its SDK)."""
+        async def all_of():
+            sessions = await asyncio.gather(*(self._open_or_report(name) for name in self.servers))
+            return dict(zip(self.servers, sessions))
+
+        return self._run(all_of(), START_TIMEOUT + 5)
+
     # --- public -----------------------------------------------------------------------------------
     def tools(self) -> dict[str, Tool]:
         """Every tool of every server that starts, discovered once."""
         if self._tools is None:
             found: dict[str, Tool] = {}
-            for server in self.servers:
-                session = self._start(server)
+            for server, session in self._start_all().items():
                 for tool in session.tools if session else []:
                     public = tool.name if len(self.servers) == 1 else f"{server}__{tool.name}"
                     found[public] = Tool(public, server, tool.name, tool.description or "", tool.input_schema or {"type": "object"},
-                                         getattr(tool, "output_schema", None))
+                                         getattr(tool, "output_schema", None), getattr(tool, "annotations", None))
             self._tools = found
         return self._tools
 
@@ -187,7 +201,13 @@ class MCPTools:
 
     def check(self, call: ToolCall) -> str | None:
         """Why `call` must not run (unknown tool, arguments against the schema), or None."""
-        return check_call(call, {name: tool.input_schema for name, tool in self.tools().items()})
+        tools = self.tools()
+        problem = check_call(call, {name: tool.input_schema for name, tool in tools.items()})
+        if problem is None:
+            refusal = trusted(tools[call.name].annotations, tools[call.name].server, self.trusted_servers)
+            if refusal:
+                return f"tool {call.name} refused: {refusal}"
+        return problem
 
     def call(self, call: ToolCall) -> ToolResult:
         """Run a call that passed `check` (checked again here) on its server's live session."""
@@ -236,12 +256,19 @@ _shared: dict[str, MCPTools] = {}
 _shared_lock = threading.Lock()
 
 
-def shared_tools(servers: dict[str, dict[str, Any]], logs: Path | None = None, call_timeout: float = 30.0,
-                 max_output_chars: int = 20_000) -> MCPTools:
-    """One MCPTools per distinct server configuration per process: a chat or a server answering many
-    questions keeps its sessions instead of starting each server again."""
-    key = json.dumps([servers, str(logs), call_timeout, max_output_chars], sort_keys=True, default=str)
+def shared_tools(settings) -> MCPTools | None:
+    """The tools of every server `settings` configures (None when there are none), one MCPTools per
+    distinct configuration per process: a chat or a server answering many questions keeps its
+    sessions instead of starting each server again."""
+    from lantern.toolcalls.registry import configured_servers
+
+    servers = configured_servers(settings)
+    if not servers:
+        return None
+    options = dict(logs=settings.logs_path, call_timeout=settings.tool_timeout, max_output_chars=settings.tool_max_output,
+                   trusted_servers=settings.mcp_trusted_servers)
+    key = json.dumps([servers, options], sort_keys=True, default=str)
     with _shared_lock:
         if key not in _shared:
-            _shared[key] = MCPTools(servers, logs, call_timeout, max_output_chars)
+            _shared[key] = MCPTools(servers, **options)
         return _shared[key]

@@ -1,0 +1,47 @@
+"""`lantern mcp`: Lantern as an MCP server (stdio by default, or streamable HTTP)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import typer
+
+from lantern.commands import common
+
+
+def register(app: typer.Typer) -> None:
+    @app.command(rich_help_panel="Serve")
+    def mcp(
+        http: bool = typer.Option(False, "--http", help="Serve streamable HTTP at http://HOST:PORT/mcp instead of stdio."),
+        host: str = typer.Option("127.0.0.1", "--host", help="Address to bind with --http (127.0.0.1: this machine only)."),
+        port: int = typer.Option(8765, "--port", help="Port for --http."),
+        print_config: bool = typer.Option(False, "--print-config", help="Print the mcpServers entry for Claude Desktop and other hosts, then exit."),
+    ) -> None:
+        """Run Lantern as an MCP server: tools search, ask, get_passage, list_sources (and ingest when allowed), and
+        every ingested file as a lantern://kb/ resource.
+
+        Example: `lantern mcp --print-config` for Claude Desktop's config; `lantern mcp --http --port 8765`, with
+        the bearer token in LANTERN_MCP_TOKEN when set.
+        """
+        from lantern.serve.mcp_server import LanternMCP, client_config, token_from_env
+
+        settings = common.settings()
+        if print_config:
+            beside = Path(sys.executable).with_name("lantern")  # this install's own script, e.g. .venv/bin/lantern
+            executable = str(beside.absolute()) if beside.exists() else (shutil.which("lantern") or "lantern")
+            home = str(settings.home) if "home" in common.GLOBAL_FLAGS else None
+            print(json.dumps(client_config(executable, home), indent=2))
+            return
+
+        server = LanternMCP(settings)
+        if not http:
+            server.run_stdio()
+            return
+        import uvicorn
+
+        token = token_from_env(settings)
+        common.notice(f"lantern mcp: streamable HTTP at http://{host}:{port}/mcp" + (" (bearer token required)" if token else ""))
+        uvicorn.run(server.http_app(host, token), host=host, port=port, log_level="warning")
