@@ -120,6 +120,14 @@ class Settings(BaseSettings):
     """A Claude-Desktop-style JSON file ({"mcpServers": {...}}) whose servers Lantern may also call."""
     mcp_trusted_servers: list[str] = Field(default_factory=list)
     """Servers whose tools may run although they do not declare themselves read-only and closed-world (they may write or reach the network)."""
+    grounded_model: str = "lantern"
+    """The model name under which `lantern serve` answers with the whole grounded loop (claims verified against the knowledge base)."""
+    serve_max_batch: int = Field(32, ge=1)
+    """Most concurrent raw requests `lantern serve` decodes in one batch."""
+    serve_max_body_kb: int = Field(1024, ge=1)
+    """Largest request body `lantern serve` reads, in KB (larger: 413)."""
+    serve_token_env: str = "LANTERN_SERVE_TOKEN"
+    """Environment variable whose value, when set, is the bearer token `lantern serve` requires."""
     mcp_allow_ingest: bool = False
     """Offer the `ingest` tool to clients of `lantern mcp` (off: clients can only read the knowledge base)."""
     mcp_ingest_roots: list[str] = Field(default_factory=list)

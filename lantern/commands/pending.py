@@ -17,11 +17,6 @@ def register(app: typer.Typer) -> None:
         """Chat in the terminal (Textual TUI) with streamed, verified answers."""
         _not_yet("chat", "the chat TUI")
 
-    @app.command(rich_help_panel="Serve")
-    def serve() -> None:
-        """Serve Lantern over HTTP (Ollama- and OpenAI-shaped endpoints)."""
-        _not_yet("serve", "the HTTP server")
-
     @app.command(name="eval", rich_help_panel="Measure")
     def eval_() -> None:
         """Run the evaluation suites (verification, retrieval, tool calls, reasoning)."""

@@ -1,4 +1,4 @@
-"""`lantern mcp`: Lantern as an MCP server (stdio by default, or streamable HTTP)."""
+"""`lantern mcp` (Lantern as an MCP server) and `lantern serve` (Ollama- and OpenAI-compatible HTTP API)."""
 
 from __future__ import annotations
 
@@ -45,3 +45,30 @@ def register(app: typer.Typer) -> None:
         token = token_from_env(settings)
         common.notice(f"lantern mcp: streamable HTTP at http://{host}:{port}/mcp" + (" (bearer token required)" if token else ""))
         uvicorn.run(server.http_app(host, token), host=host, port=port, log_level="warning")
+
+    @app.command(rich_help_panel="Serve")
+    def serve(
+        host: str = typer.Option("127.0.0.1", "--host", help="Address to bind (127.0.0.1: this machine only)."),
+        port: int = typer.Option(11434, "--port", help="Port (11434 is Ollama's, so Ollama clients find it)."),
+        model: str = typer.Option(None, "--model", help="The Ouro model to serve: a short name, HF id or snapshot folder."),
+        mode: str = typer.Option(None, "--mode", help="Default mode for requests that do not choose: deep or fast."),
+    ) -> None:
+        """Serve the native LoopLM over Ollama- and OpenAI-compatible HTTP endpoints, and grounded answers under the
+        model name `lantern` (the grounded_model setting).
+
+        Example: `lantern serve --model ouro-1.4b`, then `curl localhost:11434/api/generate -d '{"model": "ouro-1.4b", "prompt": "Hi"}'`
+        or any OpenAI client with base_url http://127.0.0.1:11434/v1 and model "lantern".
+        """
+        from lantern.backends.ouro import loaded
+        from lantern.knowledge import KnowledgeBase
+        from lantern.runtime.locate import require
+        from lantern.serve.http_api import LanternAPI, token_from_env
+
+        settings = common.settings(model=model, mode=mode).model_copy(update={"backend": "ouro"})
+        lm = loaded(str(require(settings.model)), settings.device, settings.dtype, settings.int8)  # fails here, not at the first request
+        api = LanternAPI(lm, settings, token_from_env(settings), KnowledgeBase.open(settings))
+        import uvicorn
+
+        common.notice(f"lantern serve: {api.name} and {api.grounded} at http://{host}:{port} (Ollama /api, OpenAI /v1)"
+                      + (" (bearer token required)" if api.token else ""))
+        uvicorn.run(api.app(), host=host, port=port, log_level="warning")

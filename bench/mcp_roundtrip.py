@@ -4,14 +4,16 @@ client's persistent sessions against a process per call.
 Ingests the shipped kb/ into a temporary LANTERN_HOME, then, in one run on one machine:
 1. Server round trip: `lantern mcp` started as MCP hosts start it (a separate process), the
    official Python SDK client calls `search` with one query over and over, over stdio and over
-   streamable HTTP; after warm-up the query's embedding is cached, so p50/p95 exclude it.
+   streamable HTTP; after warm-up the query's embedding is cached, so p50/p95 exclude it. The
+   same search run in this process (no MCP) is timed too, so what the protocol adds shows apart
+   from what LanceDB's two searches cost.
 2. Concurrency: 50 HTTP clients at once, each with its own session and its own query, 20 searches
    each; every result must equal what that query returned when asked alone (no errors, nothing
    mixed up between sessions).
 3. Client: Lantern's MCPTools (one live session per server) calling the calculator tool, against
    the previous way (a fresh server process and session per call, discovery included), alternated.
 
-    .venv/bin/python bench/mcp.py [--calls 200] [--json]
+    .venv/bin/python bench/mcp_roundtrip.py [--calls 200] [--json]
 """
 
 from __future__ import annotations
@@ -96,6 +98,21 @@ async def round_trips(target, calls: int) -> dict[str, float]:
     return percentiles(seconds)
 
 
+def in_process_search(home: str, calls: int) -> dict[str, float]:
+    from lantern.knowledge import KnowledgeBase
+    from lantern.settings import load_settings
+
+    kb = KnowledgeBase.open(load_settings({"home": home}))
+    for _ in range(10):
+        kb.search("exit gate", 5, "hybrid")
+    seconds = []
+    for _ in range(calls):
+        started = time.perf_counter()
+        kb.search("exit gate", 5, "hybrid")
+        seconds.append(time.perf_counter() - started)
+    return percentiles(seconds)
+
+
 async def concurrent_clients(url: str, clients: int, searches: int) -> dict:
     expected: dict[str, list] = {}
     async with Client(url) as client:
@@ -169,9 +186,13 @@ def main() -> None:
         subprocess.run(lantern_command(home, "ingest", str(ROOT / "kb")), check=True, capture_output=True, cwd=ROOT)
         report = {"stdio_search": anyio.run(round_trips, StdioServerParameters(command=sys.executable, args=lantern_command(home, "mcp")[1:],
                                                                                cwd=str(ROOT)), args.calls)}
+        report["search_in_process"] = in_process_search(home, args.calls)
+        for transport in ("stdio_search",):
+            report[transport]["protocol_overhead_p50_ms"] = round(report[transport]["p50_ms"] - report["search_in_process"]["p50_ms"], 3)
         process, url = start_http(home)
         try:
             report["http_search"] = anyio.run(round_trips, url, args.calls)
+            report["http_search"]["protocol_overhead_p50_ms"] = round(report["http_search"]["p50_ms"] - report["search_in_process"]["p50_ms"], 3)
             report["http_concurrency"] = anyio.run(concurrent_clients, url, args.clients, args.searches)
         finally:
             process.terminate()
