@@ -183,6 +183,12 @@ class MCPTools:
 
         return self._run(all_of(), START_TIMEOUT + 5)
 
+    def _end(self, session: _Session) -> None:
+        """End a session whose server died (its keeper task exits and its process is reaped)."""
+        session.client = None
+        if session.stop is not None and self._loop is not None:
+            self._loop.call_soon_threadsafe(session.stop.set)
+
     # --- public -----------------------------------------------------------------------------------
     def tools(self) -> dict[str, Tool]:
         """Every tool of every server that starts, discovered once."""
@@ -215,24 +221,24 @@ class MCPTools:
         if problem:
             return ToolResult(call=call, content=problem, is_error=True)
         tool = self.tools()[call.name]
-        for attempt in (1, 2):
+        while True:  # ends: a server is restarted at most once
             session = self._sessions.get(tool.server)
             if session is None or session.client is None:
-                if attempt == 2 or (session is not None and session.restarts >= 1):
+                if session is None or session.restarts >= 1:
                     return ToolResult(call=call, content=f"tool {call.name} failed: its server {tool.server} is not running", is_error=True)
-                if session is not None:
-                    session.restarts += 1
-                session = self._start(tool.server)
-                if session is None:
+                session.restarts += 1  # restarted once if it dies; a server that keeps dying stays down
+                if self._start(tool.server) is None:
                     return ToolResult(call=call, content=f"tool {call.name} failed: server {tool.server} did not start ({self.problems.get(tool.server)})", is_error=True)
+                continue
             try:
                 result = self._run(session.client.call_tool(tool.remote_name, call.arguments), self.call_timeout)
                 break
             except TimeoutError:
                 return ToolResult(call=call, content=f"tool {call.name} timed out after {self.call_timeout:g} s", is_error=True)
             except Exception as exc:
-                if session.client is not None or attempt == 2:  # the session is alive: the call itself failed
+                if not _connection_lost(exc):  # the session is alive: the call itself failed
                     return ToolResult(call=call, content=f"tool {call.name} failed: {_reason(exc)}", is_error=True)
+                self._end(session)  # the server died: end its session; the loop starts it again (once)
         text = "\n".join(getattr(block, "text", "") for block in result.content).strip()
         structured = result.structured_content
         if not result.is_error and structured is not None and tool.output_schema:
@@ -243,6 +249,13 @@ class MCPTools:
         if len(content) > self.max_output_chars:
             content = content[: self.max_output_chars] + f"\n[cut: the result had {len(content):,} characters; the limit is {self.max_output_chars:,}]"
         return ToolResult(call=call, content=content, is_error=bool(result.is_error), structured=structured)
+
+
+def _connection_lost(exc: BaseException) -> bool:
+    import anyio
+
+    lost = (anyio.ClosedResourceError, anyio.BrokenResourceError, anyio.EndOfStream, BrokenPipeError, ConnectionError)
+    return isinstance(exc, lost) or "connection closed" in str(exc).lower()
 
 
 def _reason(exc: BaseException) -> str:
