@@ -39,23 +39,10 @@ else:
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("LANCE_LOG", "error")
 
+from lantern.eval.metrics import citation_validity  # noqa: E402
 from lantern.knowledge import KnowledgeBase  # noqa: E402
 from lantern.loop import answer  # noqa: E402
 from lantern.settings import load_settings  # noqa: E402
-
-
-def citation_valid(result) -> tuple[int, int]:
-    shown = {(e.source, e.text) for e in result.evidence}
-    good = total = 0
-    for claim in result.claims + result.dropped:
-        if not claim.source or claim.source.startswith("tool:"):
-            continue
-        total += 1
-        lines = Path(claim.source).read_text(encoding="utf-8").split("\n")
-        verbatim = claim.evidence in "\n".join(lines[claim.start_line - 1 : claim.end_line])
-        retrieved = any(source == claim.source and claim.evidence in text for source, text in shown)
-        good += verbatim and retrieved
-    return good, total
 
 
 def questions() -> list[dict]:
@@ -165,7 +152,7 @@ def main() -> None:
                 stages.setdefault(stage, []).append(seconds)
             statuses.append(result.status)
             matched += (result.status != "not_in_kb") == item["in_kb"]
-            good, total = citation_valid(result)
+            good, total = citation_validity(result)
             valid, cited = valid + good, cited + total
     n = len(questions())
     report = {

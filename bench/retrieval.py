@@ -31,6 +31,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("LANCE_LOG", "error")
 
 from lantern.embedding import load_embedder, load_query_embedder  # noqa: E402
+from lantern.eval.metrics import recall_at_k, share_at_k  # noqa: E402
 from lantern.knowledge.ingest import chunk_id, embedding_input  # noqa: E402
 from lantern.knowledge.search import search  # noqa: E402
 from lantern.knowledge.store import Store  # noqa: E402
@@ -119,7 +120,7 @@ def climate_fever(embed, split: str, work: Path) -> dict:
     for name, run in (("lantern", lambda q: lantern_search(store, embed, q, 10)), ("naive", lambda q: naive_search(naive, embed, q, 10))):
         ranked = [run(q) for q, _ in queries]
         for k in (1, 5, 10):
-            out[f"{name}_recall@{k}"] = round(float(np.mean([bool(set(r[:k]) & gold) for r, (_, gold) in zip(ranked, queries)])), 3)
+            out[f"{name}_recall@{k}"] = round(recall_at_k(ranked, [gold for _, gold in queries], k), 3)
     return out
 
 
@@ -143,7 +144,7 @@ def wice(embed, split: str, work: Path) -> dict:
         where = f"source = 'w{i}'"
         for name, top in (("lantern", lantern_search(store, embed, row["claim"], 10, where)), ("naive_vector", top_vector),
                           ("naive_hybrid", naive_search(naive, embed, row["claim"], 10, where))):
-            shares[name].append(len(gold & set(top)) / len(gold))
+            shares[name].append(share_at_k(top, gold, 10))
     return {"claims": len(shares["lantern"])} | {f"{name}_gold_in_top10": round(float(np.mean(v)), 3) for name, v in shares.items()}
 
 
@@ -159,7 +160,7 @@ def pubmedqa(embed, split: str, work: Path) -> dict:
     for name, run in (("lantern", lambda q: lantern_search(store, embed, q, 5)), ("naive", lambda q: naive_search(naive, embed, q, 5))):
         ranked = {k: run(data[k]["QUESTION"]) for k in keys}
         for k in (1, 5):
-            out[f"{name}_recall@{k}"] = round(float(np.mean([key in ranked[key][:k] for key in keys])), 3)
+            out[f"{name}_recall@{k}"] = round(recall_at_k([ranked[key] for key in keys], [[key] for key in keys], k), 3)
     return out
 
 

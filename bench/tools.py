@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from lantern.records import RejectedCall, ToolCall  # noqa: E402
-from lantern.toolcalls.bfcl import bfcl_schema  # noqa: E402
+from lantern.toolcalls.bfcl import bfcl_schema, gold_arguments  # noqa: E402
 from lantern.toolcalls import validate  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "eval" / "bfcl"
@@ -67,20 +67,6 @@ def load(data: Path, name: str) -> list[dict]:
                       "schemas": {f["name"]: bfcl_schema(f["parameters"]) for f in row["function"]},
                       "answers": acceptable, "gold": ToolCall(name=tool, arguments=gold_arguments(acceptable))})
     return items
-
-
-def gold_arguments(acceptable: dict) -> dict:
-    """Each argument at its first acceptable value; omitted when that value is "" (may be omitted)."""
-    return {name: gold_value(values[0]) for name, values in acceptable.items() if values and values[0] != ""}
-
-
-def gold_value(value):
-    """BFCL writes a dict inside a gold value as {key: [acceptable values]} again: read it alike."""
-    if isinstance(value, dict):
-        return gold_arguments(value)
-    if isinstance(value, list):
-        return [gold_value(v) for v in value]
-    return value
 
 
 # --- gold calls in the three shapes ----------------------------------------------------------

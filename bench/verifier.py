@@ -27,6 +27,8 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from lantern.embedding import load_embedder  # noqa: E402
+from lantern.eval import metrics  # noqa: E402
+from lantern.eval.metrics import ece  # noqa: E402
 from lantern.settings import Settings  # noqa: E402
 from lantern.records import Verdict  # noqa: E402
 from lantern.verify.copies import copied_sentence, settled  # noqa: E402
@@ -94,29 +96,13 @@ def with_copies(confidence, kinds):
 
 
 def balanced_accuracy(y, pred):
-    tpr = ((pred == 1) & (y == 1)).sum() / max((y == 1).sum(), 1)
-    tnr = ((pred == 0) & (y == 0)).sum() / max((y == 0).sum(), 1)
-    return 100 * (tpr + tnr) / 2
-
-
-def ece(y, p, bins=10):
-    edges = np.linspace(0, 1, bins + 1)
-    total = 0.0
-    for lo, hi in zip(edges[:-1], edges[1:]):
-        mask = (p >= lo) & (p < hi if hi < 1 else p <= hi)
-        if mask.any():
-            total += mask.sum() / len(y) * abs(y[mask].mean() - p[mask].mean())
-    return float(total)
+    """Percent; the definition is lantern.eval.metrics's, shared with `lantern eval`."""
+    return 100 * metrics.balanced_accuracy(y, pred)
 
 
 def macro_f1(gold, pred, labels):
-    scores = []
-    for label in labels:
-        tp = sum(g == label and p == label for g, p in zip(gold, pred))
-        fp = sum(g != label and p == label for g, p in zip(gold, pred))
-        fn = sum(g == label and p != label for g, p in zip(gold, pred))
-        scores.append(2 * tp / (2 * tp + fp + fn) if tp else 0.0)
-    return 100 * float(np.mean(scores))
+    """Percent; the definition is lantern.eval.metrics's, shared with `lantern eval`."""
+    return 100 * metrics.macro_f1(gold, pred, labels)
 
 
 def wice(embed):

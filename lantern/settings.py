@@ -139,6 +139,9 @@ class Settings(BaseSettings):
     tool_max_output: int = Field(20_000, ge=100)
     """Characters of a tool's result kept as evidence; longer results are cut, with a note."""
 
+    eval_data: str | None = None
+    """Folder of the external evaluation sets `lantern eval` reads (default: ../shared/eval from the current folder or beside the checkout)."""
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "WARNING"
     """Level of the log file in LANTERN_HOME/logs."""
 

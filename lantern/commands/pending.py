@@ -16,8 +16,3 @@ def register(app: typer.Typer) -> None:
     def chat() -> None:
         """Chat in the terminal (Textual TUI) with streamed, verified answers."""
         _not_yet("chat", "the chat TUI")
-
-    @app.command(name="eval", rich_help_panel="Measure")
-    def eval_() -> None:
-        """Run the evaluation suites (verification, retrieval, tool calls, reasoning)."""
-        _not_yet("eval", "the evaluation suites")
