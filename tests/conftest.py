@@ -1,4 +1,6 @@
-"""Shared fixtures: every test runs with its own LANTERN_HOME and an offline hub."""
+"""Shared fixtures: every test runs with its own LANTERN_HOME and an offline hub; `docs` and `kb`
+are a small ingested knowledge base (the documents of tests/scripted.py), `tiny` a tiny random
+Ouro checkpoint in the official format."""
 
 from __future__ import annotations
 
@@ -21,3 +23,31 @@ def isolated_home(tmp_path, monkeypatch):
 
     monkeypatch.setattr(common, "GLOBAL_FLAGS", {})
     return home
+
+
+@pytest.fixture
+def docs(tmp_path):
+    from scripted import DOCS
+
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    for name, text in DOCS.items():
+        (folder / name).write_text(text)
+    return folder
+
+
+@pytest.fixture
+def kb(docs):
+    from lantern.knowledge import KnowledgeBase
+    from lantern.settings import load_settings
+
+    base = KnowledgeBase.open(load_settings())
+    base.ingest([docs])
+    return base
+
+
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory):
+    from lantern.runtime.testing import make_random_checkpoint
+
+    return make_random_checkpoint(tmp_path_factory.mktemp("ckpt") / "ouro-tiny", "tiny", seed=1, gate_bias=1.0)

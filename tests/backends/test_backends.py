@@ -9,26 +9,14 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "loop"))
 from fake_openai import FakeOpenAI  # noqa: E402
-from test_answer_loop import DOCS, ROOT, calculator_settings, numbered_from  # noqa: E402
+from scripted import DOCS, ROOT, calculator_settings  # noqa: E402
 
 from lantern.errors import BackendError, ModelNotFound  # noqa: E402
-from lantern.knowledge import KnowledgeBase  # noqa: E402
 from lantern.loop import answer, events  # noqa: E402
 from lantern.settings import load_settings  # noqa: E402
 
 QUESTION = "When does Ouro stop looping?"
 GOLD = "The model stops looping once the cumulative exit probability reaches the threshold"
-
-
-@pytest.fixture
-def kb(tmp_path):
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    for name, text in DOCS.items():
-        (docs / name).write_text(text)
-    base = KnowledgeBase.open(load_settings())
-    base.ingest([docs])
-    return base
 
 
 @pytest.fixture(scope="module")

@@ -1,72 +1,18 @@
 """The answer loop with a scripted fake model, a real knowledge base, real verifier and a real MCP tool."""
 
 import json
-import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from lantern.backends.text_stream import ReaderStream
-from lantern.knowledge import KnowledgeBase
+from scripted import ROOT, ScriptedReasoner, calculator_settings, numbered, numbered_from
+
 from lantern.loop import answer
 from lantern.prompts import load_prompts
-from lantern.records import Draft, Turn
+from lantern.records import Turn
 from lantern.settings import load_settings
-
-ROOT = Path(__file__).resolve().parents[2]
-DOCS = {
-    "ouro.md": "# Ouro\n\nOuro applies the same transformer layers four times for every token.\n\n"
-    "## Early exit\n\nAn exit gate after each loop step gives the probability of stopping there.\n"
-    "The model stops looping once the cumulative exit probability reaches the threshold.\n",
-    "storage.md": "# Storage\n\nLantern keeps its knowledge base in LanceDB on local disk.\n",
-}
-
-
-class ScriptedReasoner:
-    """A fake model: streams replies from a script word by word through the real ReaderStream (so
-    tool lines and thinking are sorted as a model's would be), and records what it was shown. A
-    reply may be a function of the evidence it is shown."""
-
-    name = "scripted"
-    backend = "scripted"
-    rewrites = True
-    uses_tools = True
-
-    def __init__(self, *replies) -> None:
-        self.replies = list(replies)
-        self.calls: list[dict] = []
-
-    def judge(self, template, exit_threshold):
-        return None
-
-    def stream(self, question, evidence, feedback=None, tools=None, cancel=None):
-        self.calls.append({"evidence": list(evidence), "feedback": feedback, "tools": tools})
-        if not self.replies:
-            raise AssertionError("the reasoner was called more often than scripted")
-        reply = self.replies.pop(0)
-        text = reply(evidence) if callable(reply) else reply
-        reader = ReaderStream()
-        for word in re.findall(r"\S+\s*", text):
-            yield from reader.feed(word)
-            if cancel is not None and cancel.is_set():
-                break
-        yield from reader.finish()
-        answer_text, thinking, calls, rejected = reader.result()
-        yield Draft(text=answer_text, thinking=thinking, tool_calls=calls, rejected_calls=rejected, model=self.name,
-                    cancelled=bool(cancel is not None and cancel.is_set()))
-
-
-@pytest.fixture
-def kb(tmp_path):
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    for name, text in DOCS.items():
-        (docs / name).write_text(text)
-    base = KnowledgeBase.open(load_settings())
-    base.ingest([docs])
-    return base
 
 
 def assert_citations_valid(result):
@@ -81,10 +27,6 @@ def assert_citations_valid(result):
         lines = Path(claim.source).read_text().split("\n")
         assert claim.evidence in "\n".join(lines[claim.start_line - 1 : claim.end_line])
         assert any(source == claim.source and text.find(claim.evidence) >= 0 for source, _, _, text in shown)
-
-
-def numbered(result, needle):
-    return next(i for i, e in enumerate(result.evidence, 1) if needle in e.text)
 
 
 def test_cited_supported_answer(kb):
@@ -156,10 +98,6 @@ def test_no_relevant_evidence_never_calls_the_model(kb):
     assert result.status == "not_in_kb" and reasoner.calls == [] and "reason" not in result.timings
 
 
-def calculator_settings(**more):
-    return load_settings({"mcp_servers": {"calc": {"command": sys.executable, "args": [str(ROOT / "tools" / "calculator.py")]}}} | more)
-
-
 def test_tool_request_runs_a_real_mcp_tool_and_its_result_becomes_evidence(kb):
     reasoner = ScriptedReasoner('CALL_TOOL calculate {"expression": "4 * 24"}',
                                 lambda evidence: f"4 * 24 is 96 [{numbered_from(evidence, 'returned')}].")
@@ -169,10 +107,6 @@ def test_tool_request_runs_a_real_mcp_tool_and_its_result_becomes_evidence(kb):
     assert tool_evidence and "96" in tool_evidence[0].text
     assert "act" in result.timings
     assert [c.source for c in result.claims] == ["tool:calculate"] and result.status == "answered"
-
-
-def numbered_from(evidence, needle):
-    return next(i for i, e in enumerate(evidence, 1) if needle in e.text)
 
 
 def test_invalid_tool_call_is_reported_to_the_model_never_run_and_never_a_claim(kb):

@@ -9,33 +9,13 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
-from test_answer_loop import DOCS, ROOT, ScriptedReasoner, calculator_settings, numbered_from
+from scripted import DOCS, ROOT, ScriptedReasoner, calculator_settings, numbered_from
 
 from lantern.events import EVENT, to_json
-from lantern.knowledge import KnowledgeBase
 from lantern.loop import answer, events
 from lantern.settings import load_settings
-
-
-@pytest.fixture
-def kb(tmp_path):
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    for name, text in DOCS.items():
-        (docs / name).write_text(text)
-    base = KnowledgeBase.open(load_settings())
-    base.ingest([docs])
-    return base
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    from lantern.runtime.testing import make_random_checkpoint
-
-    return make_random_checkpoint(tmp_path_factory.mktemp("ckpt") / "ouro-tiny", "tiny", seed=1, gate_bias=1.0)
 
 
 def kinds(stream):
