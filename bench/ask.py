@@ -10,13 +10,13 @@ quote is verbatim at the stated lines of the source file (must be 100%).
 `--overhead REV` measures what the event stream costs: the same questions answered, in one run,
 by REV's `answer()` (e.g. 075fac0, the last blocking loop, checked out with `git archive` into a
 temporary folder) and by this tree's, both through `answer()` and through `events()` serialised
-to JSON lines as `lantern ask --events` does. Each consumer runs in its own process over the
-same ingested knowledge base, in alternating order over `--rounds` rounds, after one warm-up
-pass; the figure is the median over questions of each question's median total seconds.
+to JSON lines as `lantern ask --events` does. Each consumer is a warm process of its own over the
+same ingested knowledge base; each question goes to the three one right after the other (the
+first one rotating), `--rounds` times; the figure is the median of the paired ratios.
 `--model tiny` makes a random tiny checkpoint, so the token path is measured too.
 
     .venv/bin/python bench/ask.py [--model DIR|tiny] [--json]
-    .venv/bin/python bench/ask.py --overhead 075fac0 [--model tiny] [--rounds 3] [--json]
+    .venv/bin/python bench/ask.py --overhead 075fac0 [--model tiny] [--rounds 10] [--json]
 """
 
 from __future__ import annotations
@@ -55,8 +55,12 @@ def tiny_checkpoint(folder: str) -> str:
     return str(make_random_checkpoint(Path(folder) / "ouro-tiny", "tiny", seed=1, gate_bias=1.0))
 
 
-def child(tree: str, consumer: str, home: str, model: str | None, repeats: int) -> None:
-    """Time every question `repeats` times with one consumer (after a warm-up pass); print JSON."""
+def child(tree: str, consumer: str, home: str, model: str | None) -> None:
+    """A long-lived worker: answers every question once (warm-up), says "ready", then answers the
+    question whose number arrives on each stdin line and replies with the seconds it took.
+    Lantern's own tool servers are off, as they did not exist at the baseline: with them the model's
+    prompt lists their tools, and the comparison would measure a longer prompt, not the events."""
+    os.environ["LANTERN_BUILTIN_TOOLS"] = "false"
     settings = load_settings({"home": home} | ({"model": model, "dtype": "float32", "max_new_tokens": 32} if model else {}))
     kb = KnowledgeBase.open(settings)
     if consumer == "events":
@@ -76,17 +80,17 @@ def child(tree: str, consumer: str, home: str, model: str | None, repeats: int) 
     items = [item["question"] for item in questions()]
     for question in items:  # warm-up: embedder, model, prompt files
         run(question)
-    times: dict[str, list[float]] = {q: [] for q in items}
-    for _ in range(repeats):
-        for question in items:
-            started = time.perf_counter()
-            run(question)
-            times[question].append(time.perf_counter() - started)
-    print(json.dumps(times))
+    print("ready", flush=True)
+    for line in sys.stdin:
+        started = time.perf_counter()
+        run(items[int(line)])
+        print(time.perf_counter() - started, flush=True)
 
 
-def overhead(rev: str, model: str | None, rounds: int, repeats: int) -> dict:
-    """Median seconds per question for REV's answer() and this tree's answer() and events(), one run."""
+def overhead(rev: str, model: str | None, rounds: int) -> dict:
+    """REV's answer() against this tree's answer() and events(), each in its own warm process,
+    asked the same question one right after the other (rotating who goes first), so slow drifts in
+    the machine's load fall on all three alike; the overhead is the median of the paired ratios."""
     with tempfile.TemporaryDirectory() as scratch:
         old_tree = Path(scratch) / "baseline"
         old_tree.mkdir()
@@ -95,25 +99,34 @@ def overhead(rev: str, model: str | None, rounds: int, repeats: int) -> dict:
         home = str(Path(scratch) / "home")
         KnowledgeBase.open(load_settings({"home": home})).ingest([ROOT / "kb"])
         model_dir = tiny_checkpoint(scratch) if model == "tiny" else model
-        consumers = {f"{rev} answer()": (str(old_tree), "answer"), "answer()": (str(ROOT), "answer"),
-                     "events() as --events": (str(ROOT), "events")}
-        samples: dict[str, dict[str, list[float]]] = {name: {} for name in consumers}
-        for round_number in range(rounds):
-            order = list(consumers) if round_number % 2 == 0 else list(reversed(consumers))
-            for name in order:
-                tree, consumer = consumers[name]
-                command = [sys.executable, str(Path(__file__).resolve()), "--child", consumer, "--tree", tree, "--home", home,
-                           "--repeats", str(repeats)] + (["--model", model_dir] if model_dir else [])
-                done = subprocess.run(command, capture_output=True, text=True, check=True)
-                for question, seconds in json.loads(done.stdout.strip().splitlines()[-1]).items():
-                    samples[name].setdefault(question, []).extend(seconds)
-    medians = {name: statistics.median(statistics.median(v) for v in per_question.values()) for name, per_question in samples.items()}
-    baseline = medians[f"{rev} answer()"]
+        baseline = f"{rev} answer()"
+        consumers = {baseline: (str(old_tree), "answer"), "answer()": (str(ROOT), "answer"), "events() as --events": (str(ROOT), "events")}
+        workers = {}
+        for name, (tree, consumer) in consumers.items():
+            command = [sys.executable, str(Path(__file__).resolve()), "--child", consumer, "--tree", tree, "--home", home] + (
+                ["--model", model_dir] if model_dir else [])
+            workers[name] = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        for worker in workers.values():
+            assert worker.stdout.readline().strip() == "ready"
+        seconds: dict[str, list[float]] = {name: [] for name in consumers}
+        names = list(consumers)
+        turn = 0
+        for _ in range(rounds):
+            for number in range(len(questions())):
+                for name in names[turn % 3:] + names[: turn % 3]:
+                    workers[name].stdin.write(f"{number}\n")
+                    workers[name].stdin.flush()
+                    seconds[name].append(float(workers[name].stdout.readline()))
+                turn += 1
+        for worker in workers.values():
+            worker.stdin.close()
+            worker.wait(timeout=60)
+    paired = {name: statistics.median(new / old for new, old in zip(seconds[name], seconds[baseline])) for name in names[1:]}
     return {
         "baseline": rev, "model": "tiny random checkpoint" if model == "tiny" else (model or "extractive (no weights)"),
-        "median_total_seconds": {name: round(value, 4) for name, value in medians.items()},
-        "overhead_vs_baseline": {name: f"{100 * (value / baseline - 1):+.1f}%" for name, value in medians.items() if name != f"{rev} answer()"},
-        "rounds": rounds, "timed_answers_per_consumer": rounds * repeats * len(questions()),
+        "median_total_seconds": {name: round(statistics.median(v), 4) for name, v in seconds.items()},
+        "overhead_vs_baseline_paired_median": {name: f"{100 * (ratio - 1):+.1f}%" for name, ratio in paired.items()},
+        "timed_answers_per_consumer": len(seconds[baseline]),
         "machine": f"{os.cpu_count()} CPU cores, no GPU",
     }
 
@@ -122,17 +135,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", help="snapshot directory, model name, or 'tiny' for a random tiny checkpoint (default: the model setting)")
     parser.add_argument("--overhead", metavar="REV", help="measure the event stream against REV's answer() (see above)")
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=10, help="times every question is asked of each consumer (--overhead)")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--child", choices=["answer", "events"], help=argparse.SUPPRESS)
     parser.add_argument("--tree", help=argparse.SUPPRESS)
     parser.add_argument("--home", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        return child(args.tree, args.child, args.home, args.model, args.repeats)
+        return child(args.tree, args.child, args.home, args.model)
     if args.overhead:
-        report = overhead(args.overhead, args.model, args.rounds, args.repeats)
+        report = overhead(args.overhead, args.model, args.rounds)
         print(json.dumps(report, indent=None if args.json else 1))
         return
     with tempfile.TemporaryDirectory() as home:
