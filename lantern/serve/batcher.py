@@ -7,7 +7,8 @@ holding the model's lock (the grounded answer loop takes turns with it). Each re
 own tokens as they are made, through its own asyncio queue, with its exit step; its own
 `max_new_tokens` and stop strings end it early (the batch runs on for the others); a request
 whose client went away is cancelled and the batch stops as soon as nobody is listening.
-Requests that arrive while a batch runs form the next batch.
+Requests that arrive while a batch runs form the next batch; the first request of an idle server
+waits `GATHER_SECONDS` for others sent at the same moment.
 
 This module knows nothing about HTTP or API shapes.
 """
@@ -25,6 +26,8 @@ import torch
 from lantern.serve.requests import Sampling
 
 log = logging.getLogger(__name__)
+GATHER_SECONDS = 0.02
+"""How long the scheduler waits, once a request is in, for others to join its batch."""
 
 
 @dataclass
@@ -81,6 +84,11 @@ class Batcher:
         with self._wake:
             while not self._waiting:
                 self._wake.wait()
+            # Requests sent together arrive a few milliseconds apart: wait that long for the rest,
+            # or the first one decodes alone and the others wait a whole generation for it.
+            deadline = time.monotonic() + GATHER_SECONDS
+            while len(self._waiting) < self.max_batch and (left := deadline - time.monotonic()) > 0:
+                self._wake.wait(left)
             key = self._waiting[0].sampling.batch_key()
             batch = [job for job in self._waiting if job.sampling.batch_key() == key][: self.max_batch]
             self._waiting = [job for job in self._waiting if job not in batch]
