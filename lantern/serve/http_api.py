@@ -314,7 +314,7 @@ class LanternAPI:
                         model: str) -> Response:
         """The whole answer loop for the last user message; earlier messages are the conversation."""
         from lantern.events import public_answer
-        from lantern.loop import events
+        from lantern.loop.aio import aevents
         from lantern.records import Turn
 
         asked = [i for i, m in enumerate(messages) if m["role"] == "user"]
@@ -323,30 +323,17 @@ class LanternAPI:
         question = messages[asked[-1]]["content"]
         history = [Turn(role=m["role"], text=m["content"]) for m in messages[: asked[-1]] if m["role"] in ("user", "assistant")]
         settings = self.settings.model_copy(update={"mode": mode}) if mode else self.settings
-        cancel = threading.Event()
-        loop = asyncio.get_running_loop()
-        queue: asyncio.Queue = asyncio.Queue()
-
-        def work() -> None:
-            try:
-                for event in events(question, settings, history, cancel, kb=self.kb):
-                    loop.call_soon_threadsafe(queue.put_nowait, event)
-            except BaseException as exc:  # noqa: BLE001 (reported to the client)
-                loop.call_soon_threadsafe(queue.put_nowait, exc)
-
-        threading.Thread(target=work, name="lantern-grounded", daemon=True).start()
 
         async def stages() -> AsyncIterator:
+            """The loop's events; leaving early (a client that went away) stops it within a token."""
+            stream = aevents(question, settings, history, kb=self.kb)
             try:
-                while True:
-                    event = await queue.get()
-                    if isinstance(event, BaseException):
-                        raise ApiError(500, str(event), "server_error")
+                async for event in stream:
                     yield event
-                    if event.kind == "answer":
-                        return
+            except Exception as exc:
+                raise ApiError(500, str(exc), "server_error") from exc
             finally:
-                cancel.set()
+                await stream.aclose()
 
         def extension(answer) -> dict[str, Any]:
             data = public_answer(answer)
@@ -355,12 +342,11 @@ class LanternAPI:
 
         ident, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
         if not stream:
-            watcher = asyncio.ensure_future(_cancel_on_disconnect(request, cancel))
-            try:
-                async for event in stages():
-                    answer = getattr(event, "answer", None)
-            finally:
-                watcher.cancel()
+            answer = None
+            async for event in _until_disconnect(request, stages()):
+                answer = getattr(event, "answer", answer)
+            if answer is None:
+                raise ApiError(499, "the client went away before the answer was finished", "cancelled")
             if ollama:
                 return JSONResponse({"model": model, "created_at": now_iso(), "message": {"role": "assistant", "content": answer.answer},
                                      "done": True, "done_reason": "stop", "lantern": extension(answer)})
@@ -419,6 +405,20 @@ async def _cancel_on_disconnect(request: Request, cancel: threading.Event) -> No
         if message["type"] == "http.disconnect":
             cancel.set()
             return
+
+
+async def _until_disconnect(request: Request, items: AsyncIterator) -> AsyncIterator:
+    """`items`, until the client goes away (for replies that are not streamed, where no write fails)."""
+    gone = threading.Event()
+    watcher = asyncio.ensure_future(_cancel_on_disconnect(request, gone))
+    try:
+        async for item in items:
+            yield item
+            if gone.is_set():
+                return
+    finally:
+        watcher.cancel()
+        await items.aclose()
 
 
 def _depth(mode: str, steps: list[int]) -> dict[str, Any]:

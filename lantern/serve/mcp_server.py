@@ -213,7 +213,7 @@ class LanternMCP:
     async def _ask(self, question: str, mode: str | None, session: str | None, ctx) -> AskResult:
         from mcp.server.mcpserver.exceptions import ToolError
 
-        from lantern.loop import events
+        from lantern.loop.aio import aevents
         from lantern.sessions import append_turns, exchange, load_turns
 
         settings = self.settings.model_copy(update={"mode": mode}) if mode else self.settings
@@ -221,32 +221,17 @@ class LanternMCP:
             history = load_turns(settings.home, session) if session else None
         except LanternError as exc:
             raise ToolError(str(exc)) from exc
-        cancel = threading.Event()
-        loop = asyncio.get_running_loop()
-        queue: asyncio.Queue = asyncio.Queue()
-
-        def work() -> None:
-            try:
-                for event in events(question, settings, history, cancel, session_id=session, kb=self.kb):
-                    loop.call_soon_threadsafe(queue.put_nowait, event)
-            except BaseException as exc:  # noqa: BLE001 (handed to the request's task)
-                loop.call_soon_threadsafe(queue.put_nowait, exc)
-
-        threading.Thread(target=work, name="lantern-mcp-ask", daemon=True).start()
         progress = 0
+        stream = aevents(question, settings, history, session_id=session, kb=self.kb)
         try:
-            while True:
-                event = await queue.get()
-                if isinstance(event, BaseException):
-                    raise ToolError(str(event) if isinstance(event, LanternError) else f"{event.__class__.__name__}: {event}")
+            async for event in stream:
                 if event.kind == "stage" and event.state == "started":
                     progress += 1
                     await ctx.report_progress(progress, None, f"{event.name}")
-                elif event.kind == "answer":
-                    break
-        except BaseException:
-            cancel.set()  # the client cancelled (or went away): stop generating within a token
-            raise
+        except Exception as exc:  # the loop's own failures, as one line the client sees
+            raise ToolError(str(exc) if isinstance(exc, LanternError) else f"{exc.__class__.__name__}: {exc}") from exc
+        finally:
+            await stream.aclose()  # a client's cancellation ends here too, and stops the model within a token
         result = event.answer
         if session and result.status != "cancelled":
             await asyncio.to_thread(append_turns, settings.home, session, exchange(result.question, result.answer))
