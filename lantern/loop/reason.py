@@ -65,13 +65,29 @@ def build_messages(prompts: dict[str, Any], question: Question, evidence: list[E
         history = prompts["history_header"] + "".join(prompts["history_turn"].format(role=t.role, text=t.text) for t in question.history[-6:]) + "\n"
     tool_text = ""
     if tools:
-        tool_list = "\n".join(f"- {t['name']}: {t['description']} arguments schema: {t['input_schema']}" for t in tools)
+        tool_list = "\n".join(f"- {signature(t['name'], t['input_schema'])}: {' '.join(t['description'].split())}" for t in tools)
         tool_text = prompts["tools"].format(tool_list=tool_list)
     feedback_text = prompts["feedback"].format(unsupported="\n".join(f"- {f}" for f in feedback)) if feedback else ""
     return [
         {"role": "system", "content": prompts["system"].format(tools=tool_text).strip()},
         {"role": "user", "content": prompts["user"].format(history=history, passages=passages, question=question.text, feedback=feedback_text)},
     ]
+
+
+def signature(name: str, schema: dict[str, Any]) -> str:
+    """A tool as a compact call signature, `convert(value: number, from_unit: string, scheme?: "css"|"x11")`:
+    what a model needs to call it, in a third of the tokens of its JSON Schema (every token of the
+    prompt is prefill, about 25 tokens a second for Ouro-1.4B on a 2-core CPU). `?` marks optional."""
+    required = set(schema.get("required", []))
+    parts = []
+    for argument, spec in (schema.get("properties") or {}).items():
+        if "enum" in spec:
+            kind = "|".join(f'"{v}"' if isinstance(v, str) else str(v) for v in spec["enum"])
+        else:
+            types = spec.get("type") or [s.get("type") for s in spec.get("anyOf", []) if s.get("type") not in (None, "null")]
+            kind = "|".join(types) if isinstance(types, list) else str(types)
+        parts.append(f"{argument}{'' if argument in required else '?'}: {kind or 'any'}")
+    return f"{name}({', '.join(parts)})"
 
 
 class ExtractiveReasoner:

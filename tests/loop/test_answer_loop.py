@@ -231,3 +231,17 @@ def test_a_named_model_that_is_missing_is_an_error_even_without_evidence(kb, tmp
     settings = load_settings({"model": str(tmp_path / "no-such-model")})
     with pytest.raises(ModelNotFound, match="no checkpoint at"):
         answer("zzzz qqqq", settings, kb=kb, require_model=True)
+
+
+def test_tools_are_described_to_the_model_as_compact_signatures():
+    from lantern.loop.reason import build_messages, signature
+    from lantern.records import Question
+
+    schema = {"type": "object", "required": ["value", "to_unit"],
+              "properties": {"value": {"type": "number"}, "to_unit": {"type": "string"}, "scheme": {"enum": ["css", "x11"]},
+                             "note": {"anyOf": [{"type": "string"}, {"type": "null"}]}}}
+    assert signature("units__convert", schema) == 'units__convert(value: number, to_unit: string, scheme?: "css"|"x11", note?: string)'
+    tools = [{"name": "units__convert", "description": "Convert\n  units.", "input_schema": schema}]
+    system = build_messages(load_prompts("answer"), Question(text="q"), [], tools=tools)[0]["content"]
+    assert '- units__convert(value: number, to_unit: string, scheme?: "css"|"x11", note?: string): Convert units.' in system
+    assert "properties" not in system  # not the JSON Schema itself
