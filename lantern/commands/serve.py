@@ -26,7 +26,8 @@ def register(app: typer.Typer) -> None:
         Example: `lantern mcp --print-config` for Claude Desktop's config; `lantern mcp --http --port 8765`, with
         the bearer token in LANTERN_MCP_TOKEN when set.
         """
-        from lantern.serve.mcp_server import LanternMCP, client_config, token_from_env
+        from lantern.serve import token_from_env
+        from lantern.serve.mcp_server import LanternMCP, client_config
 
         settings = common.settings()
         if print_config:
@@ -42,7 +43,7 @@ def register(app: typer.Typer) -> None:
             return
         import uvicorn
 
-        token = token_from_env(settings)
+        token = token_from_env(settings.mcp_token_env)
         common.notice(f"lantern mcp: streamable HTTP at http://{host}:{port}/mcp" + (" (bearer token required)" if token else ""))
         uvicorn.run(server.http_app(host, token), host=host, port=port, log_level="warning")
 
@@ -62,11 +63,12 @@ def register(app: typer.Typer) -> None:
         from lantern.backends.ouro import loaded
         from lantern.knowledge import KnowledgeBase
         from lantern.runtime.locate import require
-        from lantern.serve.http_api import LanternAPI, token_from_env
+        from lantern.serve import token_from_env
+        from lantern.serve.http_api import LanternAPI
 
         settings = common.settings(model=model, mode=mode).model_copy(update={"backend": "ouro"})
         lm = loaded(str(require(settings.model)), settings.device, settings.dtype, settings.int8)  # fails here, not at the first request
-        api = LanternAPI(lm, settings, token_from_env(settings), KnowledgeBase.open(settings))
+        api = LanternAPI(lm, settings, token_from_env(settings.serve_token_env), KnowledgeBase.open(settings))
         import uvicorn
 
         common.notice(f"lantern serve: {api.name} and {api.grounded} at http://{host}:{port} (Ollama /api, OpenAI /v1)"

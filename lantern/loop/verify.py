@@ -30,6 +30,3 @@ def check_claims(draft: Draft, evidence: list[Evidence], verifier, refusal_marke
             continue
         yield verifier.check(draft_claim.text, evidence, draft_claim.citations)
 
-
-def verify(draft: Draft, evidence: list[Evidence], verifier, refusal_markers: list[str]) -> list[Claim]:
-    return list(check_claims(draft, evidence, verifier, refusal_markers))

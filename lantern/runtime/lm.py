@@ -5,12 +5,11 @@
     for tok in lm.generate(ids, mode="deep"):   # streamed GeneratedToken(id, text, exit_step, seconds)
         ...
     lm.generate_batch(["a", "b"])               # left-padded batch -> list of token lists
-    lm.chat_ids(messages); lm.split_thinking(text)
+    lm.chat_ids(messages)                       # thinking and answer are told apart by lantern.backends.text_stream
 """
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Iterator
 
@@ -20,7 +19,6 @@ from lantern.runtime.config import OuroConfig
 from lantern.runtime.generate import GeneratedToken, GenerationOptions, generate
 from lantern.runtime.model import OuroForCausalLM
 
-_THINK = re.compile(r"^\s*(?:<think>)?(.*?)</think>\s*", re.DOTALL)
 
 
 class LoopLM:
@@ -51,16 +49,6 @@ class LoopLM:
         if isinstance(ids, dict) or hasattr(ids, "keys"):
             ids = ids["input_ids"]
         return torch.tensor([list(ids)], dtype=torch.long)
-
-    @staticmethod
-    def split_thinking(text: str) -> tuple[str, str]:
-        """(thinking, answer): the Thinking variants reason inside <think>...</think> before answering."""
-        match = _THINK.match(text)
-        if match and "</think>" in text:
-            return match.group(1).strip(), text[match.end() :]
-        if text.lstrip().startswith("<think>"):  # never closed: it is all thinking
-            return text.lstrip()[len("<think>") :].strip(), ""
-        return "", text
 
     def _options(self, max_new_tokens: int, stop: list[str] | None, **kwargs) -> GenerationOptions:
         return GenerationOptions(max_new_tokens=max_new_tokens, stop_ids=set(self.stop_ids), stop_strings=list(stop or []), **kwargs)

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import threading
 import time
 import uuid
@@ -88,11 +87,6 @@ class LanternAPI:
 
     async def _body(self, request: Request, model_type):
         """The request's JSON, size-limited and validated, or an ApiError."""
-        if self.token:
-            import hmac
-
-            if not hmac.compare_digest(request.headers.get("authorization", ""), f"Bearer {self.token}"):
-                raise ApiError(401, "missing or wrong bearer token: send 'Authorization: Bearer <token>'", "authentication_error")
         limit = self.settings.serve_max_body_kb * 1024
         declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > limit:
@@ -129,7 +123,7 @@ class LanternAPI:
     async def version(self, request: Request) -> Response:
         from lantern import __version__
 
-        return JSONResponse({"version": __version__})
+        return await self._guard(request, lambda: JSONResponse({"version": __version__}), ollama=True)
 
     def _model_entry(self, name: str, grounded: bool) -> dict[str, Any]:
         c = self.lm.config
@@ -298,16 +292,13 @@ class LanternAPI:
             job.cancelled.set()  # a no-op after Done; stops the decoding for a client that left
 
     async def _collect(self, request: Request, job) -> tuple[str, Done]:
-        watcher = asyncio.ensure_future(_cancel_on_disconnect(request, job.cancelled))
-        try:
-            text = ""
-            async for item in self._pieces(request, job):
-                if isinstance(item, Piece):
-                    text += item.text
-                else:
-                    return text, item
-        finally:
-            watcher.cancel()
+        """The whole text of a reply that is not streamed; a client that goes away cancels the job."""
+        text = ""
+        async for item in _until_disconnect(request, self._pieces(request, job)):
+            if isinstance(item, Piece):
+                text += item.text
+            else:
+                return text, item
         raise ApiError(500, "generation ended without a result", "server_error")
 
     async def _grounded(self, request: Request, messages: list[dict[str, str]], stream: bool, mode: str | None, ollama: bool,
@@ -384,7 +375,7 @@ class LanternAPI:
     async def _guard(self, request: Request, run: Callable, ollama: bool) -> Response:
         """Run a handler; ApiErrors become the API's own error shape."""
         try:
-            if self.token and request.method == "GET":
+            if self.token:  # every endpoint, every method
                 import hmac
 
                 if not hmac.compare_digest(request.headers.get("authorization", ""), f"Bearer {self.token}"):
@@ -423,7 +414,3 @@ async def _until_disconnect(request: Request, items: AsyncIterator) -> AsyncIter
 
 def _depth(mode: str, steps: list[int]) -> dict[str, Any]:
     return {"mode": mode, "exit_steps": steps, "avg_exit_steps": round(sum(steps) / len(steps), 4) if steps else None}
-
-
-def token_from_env(settings) -> str | None:
-    return (os.environ.get(settings.serve_token_env) or None) if settings.serve_token_env else None

@@ -23,7 +23,6 @@ how a stage works.
 from __future__ import annotations
 
 import asyncio
-import os
 import threading
 from pathlib import Path
 from typing import Annotated, Literal
@@ -320,10 +319,6 @@ def client_config(lantern_executable: str, home: str | None = None) -> dict:
     if home:
         entry["env"] = {"LANTERN_HOME": home}
     return {"mcpServers": {"lantern": entry}}
-
-
-def token_from_env(settings: Settings) -> str | None:
-    return (os.environ.get(settings.mcp_token_env) or None) if settings.mcp_token_env else None
 
 
 def _version() -> str:

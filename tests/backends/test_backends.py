@@ -47,6 +47,18 @@ def test_native_ouro_backend(kb, tmp_path):
     assert [e.exit_step for e in stream if e.kind == "token"] and all(e.exit_step for e in stream if e.kind == "token")
 
 
+def test_a_thinking_checkpoint_streams_thinking_not_tokens(kb, tmp_path):
+    """A Thinking variant's chat template opens <think>: what it writes before </think> is thinking."""
+    from lantern.runtime.testing import make_random_checkpoint
+
+    checkpoint = make_random_checkpoint(tmp_path / "ouro-thinking", "tiny", seed=3, thinking=True)
+    settings = load_settings({"model": str(checkpoint), "dtype": "float32", "max_new_tokens": 12, "converge_rounds": 0})
+    stream = list(events(QUESTION, settings, kb=kb))
+    thinking = "".join(e.text for e in stream if e.kind == "thinking")
+    assert thinking and "</think>" not in thinking  # random weights never close it: all of it is thinking
+    assert not [e for e in stream if e.kind == "token"] and stream[-1].answer.status == "not_in_kb"
+
+
 def test_hf_backend_streams_a_transformers_model(kb, tiny_llama):
     settings = load_settings({"backend": "hf", "model": str(tiny_llama), "dtype": "float32", "max_new_tokens": 16, "converge_rounds": 0})
     stream = list(events(QUESTION, settings, kb=kb))

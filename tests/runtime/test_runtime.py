@@ -187,8 +187,6 @@ def test_chat_template_and_thinking_split(lm, tmp_path):
     text = lm.tokenizer.decode(ids[0])
     assert text == "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
     assert 2 in lm.stop_ids  # <|im_end|>
-    assert lm.split_thinking("<think>plan it</think>The answer.") == ("plan it", "The answer.")
-    assert lm.split_thinking("plain answer") == ("", "plain answer")
     thinking = load(make_random_checkpoint(tmp_path / "t", "tiny", thinking=True), dtype="float32")
     assert thinking.tokenizer.decode(thinking.chat_ids([{"role": "user", "content": "Hi"}])[0]).endswith("<think>\n")
 

@@ -13,7 +13,8 @@ from time import monotonic
 from rich.text import Text
 from textual.widgets import Static
 
-STAGES = ("observe", "remember", "reason", "act", "verify", "converge")
+from lantern.events import STAGES
+
 
 
 class StageBar(Static):
