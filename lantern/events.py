@@ -120,7 +120,7 @@ Event = Annotated[
 ]
 EVENT: TypeAdapter = TypeAdapter(Event)
 
-CLAIM_FIELDS = {"claim", "evidence", "confidence", "verdict", "source", "start_line", "end_line", "citations", "reason"}
+CLAIM_FIELDS = {"claim", "evidence", "confidence", "relevance", "verdict", "source", "start_line", "end_line", "citations", "reason"}
 
 
 def public_answer(answer: Answer) -> dict[str, Any]:
@@ -129,6 +129,9 @@ def public_answer(answer: Answer) -> dict[str, Any]:
                                                    "avg_exit_steps", "notices"})
     data["claims"] = [c.model_dump(mode="json", include=CLAIM_FIELDS) for c in answer.claims]
     data["dropped"] = [c.model_dump(mode="json", include=CLAIM_FIELDS) for c in answer.dropped]
+    data["related"] = [c.model_dump(mode="json", include=CLAIM_FIELDS) for c in answer.related]
+    data["missing"] = answer.missing
+    data["conflicts"] = [c.model_dump(mode="json") for c in answer.conflicts]
     data["sources"] = sorted({c.source for c in answer.claims if c.source})
     return data
 

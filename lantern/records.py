@@ -103,6 +103,27 @@ class Claim(BaseModel):
     verdict: Verdict = Verdict.unsupported
     reason: str = ""
     """Why the verifier decided without weighing evidence (e.g. the claim cites a passage that does not exist)."""
+    relevance: float = 0.0
+    """How much of the question the claim answers, in [0, 1] (lantern.verify.relevance): a supported
+    claim below the answering threshold is listed as related, not as the answer."""
+
+
+class ConflictValue(BaseModel):
+    """One source's value in a conflict."""
+
+    value: str
+    claim: str
+    source: str
+    start_line: int = 0
+    end_line: int = 0
+
+
+class Conflict(BaseModel):
+    """Supported claims from different sources giving different values for the same thing."""
+
+    about: str
+    """What the values are of ("height", "year")."""
+    values: list[ConflictValue]
 
 
 class Answer(BaseModel):
@@ -114,6 +135,13 @@ class Answer(BaseModel):
     claims: list[Claim] = Field(default_factory=list)
     dropped: list[Claim] = Field(default_factory=list)
     """Claims the verifier did not accept; listed as not supported by the documents."""
+    related: list[Claim] = Field(default_factory=list)
+    """Supported claims that do not answer the question ("also in the documents"); for `not_in_kb`,
+    the closest passages' sentences."""
+    missing: str = ""
+    """For `partial`: one sentence naming what the documents do not give."""
+    conflicts: list[Conflict] = Field(default_factory=list)
+    """Values for the same thing on which the sources disagree."""
     mode: str = "deep"
     model: str = ""
     backend: str = ""

@@ -77,12 +77,19 @@ class HumanOutput:
         if result.claims or result.dropped:
             print("\nClaims:")
         for c in result.claims:
-            print(f"  [{c.verdict.value} {c.confidence:.2f}] {c.claim}")
+            print(f"  [{c.verdict.value} {c.confidence:.2f}, relevance {c.relevance:.2f}] {c.claim}")
             quote = " ".join(c.evidence.split())
             print(f"      {common.display_path(c.source)}:{c.start_line}-{c.end_line}  \"{quote}\"")
         for c in result.dropped:
             why = c.reason or "not supported by the documents"
             print(f"  [dropped: {c.verdict.value} {c.confidence:.2f}] {c.claim}  ({why})")
+        if result.related:
+            print("\nRelated (also in the documents, not an answer to the question):")
+        for c in result.related:
+            print(f"  [relevance {c.relevance:.2f}] {c.claim}  ({common.display_path(c.source)}:{c.start_line}-{c.end_line})")
+        for conflict in result.conflicts:
+            shown = "; ".join(f"{v.value} in {common.display_path(v.source)}:{v.start_line}-{v.end_line}" for v in conflict.values)
+            print(f"\nConflict: the sources disagree on the {conflict.about}: {shown}")
         timing = ", ".join(f"{k} {v:.2f}s" for k, v in result.timings.items())
         print(f"\nstatus {result.status}; model {result.model or 'none'}; {timing}", file=sys.stderr)
 

@@ -26,6 +26,7 @@ import numpy as np
 
 from lantern.backends.text_stream import Piece
 from lantern.records import Draft, Evidence, Question
+from lantern.verify import relevance
 from lantern.verify.claims import sentence_spans
 from lantern.verify.support import content_words, sentence_idf
 
@@ -90,6 +91,12 @@ def signature(name: str, schema: dict[str, Any]) -> str:
     return f"{name}({', '.join(parts)})"
 
 
+TYPE_BONUS = 0.15
+"""Score added to a candidate sentence holding a value of the type the question asks for."""
+SENTENCE_MARGIN = 0.15
+"""How far below the best sentence's score another may be and still join the extractive answer."""
+
+
 class ExtractiveReasoner:
     """Answers with the evidence sentences most similar to the question (no language model)."""
 
@@ -114,6 +121,18 @@ class ExtractiveReasoner:
 
     def choose(self, question: Question, evidence: list[Evidence]) -> list[tuple[int, str]]:
         """(passage number, sentence) of the best answer sentences, in passage order."""
+        ranked = self.rank(question, evidence)
+        if not ranked:
+            return []
+        # Further sentences join the best one only when they score nearly as well: the answer is
+        # what answers the question, not everything near it.
+        best = ranked[0][0]
+        chosen = [(number, sentence, i) for i, (score, number, sentence) in enumerate(ranked[: self.max_sentences])
+                  if score >= best - SENTENCE_MARGIN]
+        return [(number, sentence) for number, sentence, _ in sorted(chosen, key=lambda c: (c[0], c[2]))]
+
+    def rank(self, question: Question, evidence: list[Evidence]) -> list[tuple[float, int, str]]:
+        """(score, passage number, sentence) for every candidate answer sentence, best first."""
         candidates: list[tuple[int, str]] = []
         spans: list[str] = []
         headings: list[str] = []
@@ -124,13 +143,13 @@ class ExtractiveReasoner:
                     continue  # headings and fragments are not answers
                 candidates.append((number, " ".join(sentence.split())))
                 spans.append(sentence)  # as the verifier will embed it, so the shared cache serves both
-                headings.append(passage.heading.rsplit(">", 1)[-1])
+                headings.append(passage.heading)  # the whole path: "Lake Tahoe > Depth" says what "The lake" is
         if not candidates:
             return []
         vecs = np.asarray(self.embed([question.text] + spans))
         # A sentence is a good answer when it is close to the question in meaning and in words
         # (stemmed content words, weighted by rarity among the candidates, counting its section's
-        # own heading as a reader would: "It stops when..." under "When the model stops"), and
+        # headings as a reader would: "It stops when..." under "When the model stops"), and
         # sits in a passage retrieval ranked high; the rank term keeps one stray similar sentence
         # from winning.
         idf = sentence_idf([s for _, s in candidates])
@@ -139,8 +158,14 @@ class ExtractiveReasoner:
         overlap = np.array([sum(idf(w) for w in asked & set(content_words(f"{h} {s}"))) / total
                             for h, (_, s) in zip(headings, candidates)])
         sims = vecs[1:] @ vecs[0] + 0.3 * overlap + np.array([0.1 / number for number, _ in candidates])
-        chosen = sorted(np.argsort(-sims)[: self.max_sentences], key=lambda i: (candidates[i][0], i))
-        return [candidates[i] for i in chosen]
+        # A sentence that carries the kind of value the question asks for (a quantity with its
+        # dimension for "how deep", a year for "when", a name for "who") is the answer's best
+        # candidate; one that only talks about the same subject is not.
+        wanted = relevance.asked(question.text)
+        if wanted.answer_type != "any":
+            sims = sims + TYPE_BONUS * np.array([relevance.has_value(wanted, s) for _, s in candidates])
+        order = np.argsort(-sims, kind="stable")
+        return [(float(sims[i]), *candidates[i]) for i in order]
 
 
 def choose_reasoner(settings, embed: Callable[[list[str]], np.ndarray], require_model: bool = False) -> tuple[Reasoner, str | None]:

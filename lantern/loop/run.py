@@ -38,6 +38,7 @@ from lantern.prompts import load_prompts
 from lantern.records import Answer, Claim, Draft, Evidence, Question, Turn
 from lantern.settings import Settings
 from lantern.toolcalls.registry import configured_servers
+from lantern.verify import relevance as rel
 
 log = logging.getLogger(__name__)
 MAX_TOOL_ROUNDS = 2
@@ -89,6 +90,9 @@ class _Run:
         self.shown = ""  # the text of the latest draft, as its tokens were streamed
         self.steps: list[float] = []
         self.tokens = 0
+        self.asked: rel.Asked | None = None
+        self._weight = None  # word rarity over the evidence, for relevance; made when the evidence is final
+        self.embed = None  # the answer's memoized sentence embedder (reasoner, verifier and relevance share it)
 
     # --- small helpers -------------------------------------------------------------------------
     def start(self, name: str) -> StageEvent:
@@ -149,6 +153,7 @@ class _Run:
         settings = self.settings
         yield self.start("observe")
         question = observe(text, history, session_id)
+        self.asked = rel.asked(question.text)
         if self.require_model:  # a model the user named must exist, whether or not this question needs it
             require_model(settings)
         yield self.finish("observe")
@@ -171,7 +176,7 @@ class _Run:
 
         tool_list = None
         if self.evidence or self.tools is not None or configured_servers(settings):
-            embed = memoized(self.kb.embedder)  # one cache: the reasoner's sentence vectors serve the verifier too
+            embed = self.embed = memoized(self.kb.embedder)  # one cache: the reasoner's sentence vectors serve the verifier too
             if self.reasoner is None:
                 self.reasoner, line = choose_reasoner(settings, embed, self.require_model)
                 if line:
@@ -219,16 +224,40 @@ class _Run:
 
         yield self.start("converge")
         kept, dropped = cv.partition(claims)
-        status = cv.status_of(kept, dropped)
-        if kept and not dropped:
-            final_text = draft.text  # every claim held: the answer is the draft as the model wrote it
-        else:  # what survived, or (evidence found, every sentence failed) say so, not that the KB has nothing
-            final_text = cv.render(kept) if kept else self.prompts["nothing_verified" if dropped else "not_in_kb"]
+        judged = rel.judge(self.asked, kept)
+        conflicts = rel.conflicts(self.asked, judged.answering)
+        status = "partial" if judged.status == "answered" and dropped else judged.status
+        if judged.answering and status == "answered" and not judged.related and not conflicts:
+            final_text = draft.text  # every claim held and answers: the answer is the draft as the model wrote it
+        elif judged.answering:  # what answers, what is missing, where the sources disagree
+            final_text = " ".join(filter(None, [cv.render(judged.answering), judged.missing,
+                                                *(cv.conflict_sentence(c) for c in conflicts)]))
+        elif judged.related:  # supported sentences, none of which answers: related, not an answer
+            final_text = self.prompts["not_answered"]
+        else:  # evidence found and every sentence failed: say so, not that the KB has nothing
+            final_text = self.prompts["nothing_verified" if dropped else "not_in_kb"]
         yield self.finish("converge")
         if dropped or " ".join(final_text.split()) != " ".join(self.shown.split()):
             yield RevisionEvent(text=final_text, dropped=dropped)
-        yield self.final(question, answer=final_text, status=status, claims=kept, dropped=dropped, model=draft.model,
+        yield self.final(question, answer=final_text, status=status, claims=judged.answering, dropped=dropped,
+                         related=judged.related, missing=judged.missing, conflicts=conflicts, model=draft.model,
                          backend=self.reasoner.backend)
+
+    def relevance_of(self, claim: Claim) -> float:
+        """How much of the question the claim answers, its passage's heading counted (lantern.verify.relevance)."""
+        heading = next((e.heading for e in self.evidence
+                        if e.source == claim.source and e.start_line <= claim.start_line <= e.end_line), "")
+        if self._weight is None:
+            self._weight = rel.idf_over([e.text for e in self.evidence])
+        similarity = None
+        if self.embed is not None:
+            vectors = self.embed([self.asked.text, claim.claim])
+            similarity = float(vectors[0] @ vectors[1])
+        score = rel.relevance(self.asked, claim.claim, heading, self._weight, similarity)
+        if claim.source.startswith("tool:") and rel.has_value(self.asked, claim.claim):
+            # the model called the tool for this question; "4 * 24 is 96" answers "how many ..." in no words of it
+            score = max(score, rel.COVERED)
+        return score
 
     def discover_tools(self) -> Iterator:
         """The tool list for the model (None without tools); servers that fail to start are notices."""
@@ -288,6 +317,7 @@ class _Run:
         yield self.start("verify")
         claims: list[Claim] = []
         for claim in check_claims(draft, self.evidence, self.verifier, self.prompts["refusal_markers"]):
+            claim = claim.model_copy(update={"relevance": self.relevance_of(claim)})
             claims.append(claim)
             yield ClaimEvent(claim=claim, draft=self.draft_number)
             if self.cancelled():

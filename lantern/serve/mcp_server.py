@@ -32,6 +32,7 @@ from mcp.server.mcpserver import Context
 from pydantic import BaseModel, Field
 
 from lantern.errors import LanternError
+from lantern.records import Conflict
 from lantern.settings import Settings
 
 URI_PREFIX = "lantern://kb/"
@@ -61,6 +62,7 @@ class ClaimTuple(BaseModel):
     start_line: int
     end_line: int
     reason: str = ""
+    relevance: float = 0.0
 
 
 class AskResult(BaseModel):
@@ -69,6 +71,9 @@ class AskResult(BaseModel):
     answer: str
     claims: list[ClaimTuple]
     dropped: list[ClaimTuple]
+    related: list[ClaimTuple] = Field(default_factory=list)
+    missing: str = ""
+    conflicts: list[Conflict] = Field(default_factory=list)
     sources: list[str]
     notices: list[str]
     model: str
@@ -112,7 +117,7 @@ def uri_of(path: str) -> str:
 
 def _claim(c) -> ClaimTuple:
     return ClaimTuple(claim=c.claim, evidence=c.evidence, confidence=c.confidence, verdict=c.verdict.value, source=c.source,
-                      start_line=c.start_line, end_line=c.end_line, reason=c.reason)
+                      start_line=c.start_line, end_line=c.end_line, reason=c.reason, relevance=c.relevance)
 
 
 class LanternMCP:
@@ -236,6 +241,8 @@ class LanternMCP:
             await asyncio.to_thread(append_turns, settings.home, session, exchange(result.question, result.answer))
         return AskResult(question=result.question, status=result.status, answer=result.answer,
                          claims=[_claim(c) for c in result.claims], dropped=[_claim(c) for c in result.dropped],
+                         related=[_claim(c) for c in result.related], missing=result.missing,
+                         conflicts=result.conflicts,
                          sources=sorted({c.source for c in result.claims if c.source}), notices=result.notices,
                          model=result.model, backend=result.backend, mode=result.mode, seconds=result.timings.get("total", 0.0))
 
