@@ -39,6 +39,7 @@ from lantern.records import Answer, Claim, Draft, Evidence, Question, Turn
 from lantern.settings import Settings
 from lantern.toolcalls.registry import configured_servers
 from lantern.verify import relevance as rel
+from lantern.verify.support import sentence_idf
 
 log = logging.getLogger(__name__)
 MAX_TOOL_ROUNDS = 2
@@ -248,7 +249,7 @@ class _Run:
         heading = next((e.heading for e in self.evidence
                         if e.source == claim.source and e.start_line <= claim.start_line <= e.end_line), "")
         if self._weight is None:
-            self._weight = rel.idf_over([e.text for e in self.evidence])
+            self._weight = sentence_idf([e.text for e in self.evidence])  # rarity among the passages
         similarity = None
         if self.embed is not None:
             vectors = self.embed([self.asked.text, claim.claim])

@@ -7,7 +7,7 @@ what is missing, and where sources disagree.
   "which city"), or anything; and the attribute asked for ("depth", "height", "number of ...")
   so a missing part can be named.
 - `relevance(asked, claim)` in [0, 1]: the share of the focus (weighted by rarity when weights
-  are given) the claim and its section heading carry, or the share its sentence-embedding
+  are given) the claim and its section headings carry, or the share its sentence-embedding
   similarity to the question says it carries (by at most `SEMANTIC_LIFT` more), whichever is
   more; halved when the claim lacks a
   value of the expected type that the question does not already contain.
@@ -25,7 +25,6 @@ It knows nothing about retrieval or verification: it gets the question and claim
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass, field
 from typing import Callable, Literal
@@ -245,17 +244,6 @@ def relevance(asked: Asked, text: str, heading: str = "", weight: Callable[[str]
     lexical = focus_share(asked, f"{heading} {text}", weight)
     share = max(lexical, min(semantic_share(similarity), lexical + SEMANTIC_LIFT))
     return round(share if has_value(asked, text) else 0.5 * share, 4)
-
-
-def idf_over(texts: list[str]) -> Callable[[str], float]:
-    """Rarity of words among `texts` (the candidate sentences or passages): a focus word every one
-    of them contains (the article's subject) says less about answering than a rare one."""
-    df: dict[str, int] = {}
-    for text in texts:
-        for word in set(content_words(text)):
-            df[word] = df.get(word, 0) + 1
-    n = len(texts)
-    return lambda word: math.log(1.0 + (n + 1) / (1 + df.get(word, 0)))
 
 
 @dataclass
