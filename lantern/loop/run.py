@@ -155,6 +155,9 @@ class _Run:
         yield self.start("observe")
         question = observe(text, history, session_id)
         self.asked = rel.asked(question.text)
+        # A follow-up ("and what colour are they?") names its subject in an earlier turn; word-level
+        # relevance cannot resolve "they", so follow-ups are not judged for relevance (yet).
+        self.follow_up = bool(question.history)
         if self.require_model:  # a model the user named must exist, whether or not this question needs it
             require_model(settings)
         yield self.finish("observe")
@@ -225,7 +228,7 @@ class _Run:
 
         yield self.start("converge")
         kept, dropped = cv.partition(claims)
-        judged = rel.judge(self.asked, kept)
+        judged = rel.judge(self.asked, kept) if not self.follow_up else rel.Judgement("answered" if kept else "not_in_kb", kept, [])
         conflicts = rel.conflicts(self.asked, judged.answering)
         status = "partial" if judged.status == "answered" and dropped else judged.status
         if judged.answering and status == "answered" and not judged.related and not conflicts:
