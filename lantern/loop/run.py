@@ -131,7 +131,7 @@ class _Run:
     def draft(self, question: Question, feedback: list[str] | None, tools) -> Iterator:
         """Stream one draft from the reasoner as token/thinking events; returns the Draft."""
         self.draft_number += 1
-        self.shown = ""
+        first_token = True
         draft: Draft | None = None
         for item in self.reasoner.stream(question, self.evidence, feedback=feedback, tools=tools, cancel=self.cancel):
             if isinstance(item, Draft):
@@ -139,6 +139,8 @@ class _Run:
             elif item.channel == "thinking":
                 yield ThinkingEvent(text=item.text, seconds=round(time.perf_counter() - self.began, 4), draft=self.draft_number)
             else:
+                if first_token:  # a reader keeps seeing the previous draft until this one writes its first token
+                    self.shown, first_token = "", False
                 self.shown += item.text
                 self.tokens += 1
                 yield TokenEvent(text=item.text, exit_step=item.exit_step, seconds=round(time.perf_counter() - self.began, 4),

@@ -14,6 +14,7 @@ import pytest
 from scripted import DOCS, ROOT, ScriptedReasoner, calculator_settings, numbered_from
 
 from lantern.events import EVENT, to_json
+from lantern.records import Draft
 from lantern.loop import answer, events
 from lantern.settings import load_settings
 
@@ -92,6 +93,29 @@ def test_a_failed_full_text_search_is_a_visible_notice(kb, monkeypatch):
     notices = [e.text for e in stream if e.kind == "notice"]
     assert any("full-text search failed" in n and "vector search alone" in n for n in notices)
     assert notices == stream[-1].answer.notices and stream[-1].answer.status == "answered"
+
+
+def test_cancel_as_the_rewrite_starts_keeps_the_draft_the_reader_saw(kb):
+    """Cancelled between the first draft and the rewrite's first token: the reader still sees the
+    first draft, so the cancelled answer is that draft's text, not an empty one."""
+    first = lambda ev: (f"The model stops looping once the cumulative exit probability reaches the threshold [{numbered_from(ev, 'cumulative')}]. "  # noqa: E731
+                        f"The exit gate was invented in 1850 by Napoleon [{numbered_from(ev, 'cumulative')}].")
+    cancel = threading.Event()
+
+    class CancelledAtRewrite(ScriptedReasoner):
+        def stream(self, question, evidence, feedback=None, tools=None, cancel=None):
+            if feedback:  # the converge round: the user presses Escape before its first token
+                cancel.set()
+                yield Draft(text="", model=self.name, cancelled=True)
+                return
+            yield from super().stream(question, evidence, feedback, tools, cancel)
+
+    reasoner = CancelledAtRewrite(first)
+    stream = list(events("When does Ouro stop looping?", load_settings(), cancel=cancel, kb=kb, reasoner=reasoner))
+    result = stream[-1].answer
+    assert reasoner.calls and cancel.is_set()  # the rewrite round did start
+    assert result.status == "cancelled" and len({e.draft for e in stream if e.kind == "token"}) == 1
+    assert result.answer == "".join(e.text for e in stream if e.kind == "token").strip() and "Napoleon" in result.answer
 
 
 def test_cancel_stops_a_tiny_checkpoint_within_one_token(kb, tiny):

@@ -31,6 +31,28 @@ class GatedReasoner(ScriptedReasoner):
             yield item
 
 
+class HeldReasoner:
+    """A real reasoner (such as a tiny Ouro checkpoint) whose stream waits after `hold_after`
+    reader tokens until `gate` is set: a test can press a key while the model is provably
+    mid-stream, however slow or loaded the machine is."""
+
+    def __init__(self, inner, hold_after: int) -> None:
+        self.inner, self.hold_after = inner, hold_after
+        self.gate = threading.Event()
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def stream(self, question, evidence, feedback=None, tools=None, cancel=None):
+        tokens = 0
+        for item in self.inner.stream(question, evidence, feedback, tools, cancel):
+            yield item
+            if getattr(item, "channel", None) == "answer":
+                tokens += 1
+                if tokens == self.hold_after:
+                    assert self.gate.wait(60), "the test never opened the gate"
+
+
 async def until(pilot, condition, what: str, timeout: float = 120.0) -> None:
     deadline = time.monotonic() + timeout
     while not condition():

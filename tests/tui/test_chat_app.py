@@ -7,10 +7,11 @@ import sys
 
 import pytest
 from rich.style import Style
-from chat_helpers import GatedReasoner, ask, finished, link_cell, plain, until
+from chat_helpers import GatedReasoner, HeldReasoner, ask, finished, link_cell, plain, until
 from scripted import ROOT, ScriptedReasoner, calculator_settings, numbered_from
 from textual.widgets import TextArea
 
+from lantern.backends.ouro import OuroReasoner, loaded
 from lantern.records import Turn
 from lantern.sessions import append_turns, exchange, load_turns
 from lantern.settings import load_settings
@@ -99,12 +100,16 @@ async def test_a_dropped_claim_ends_struck_through_and_the_rewrite_replaces_the_
 
 async def test_escape_cancels_a_tiny_checkpoint_mid_stream_and_marks_the_partial_answer(kb, tiny):
     settings = load_settings({"model": str(tiny), "dtype": "float32", "max_new_tokens": 400, "mode": "fast"})
-    app = LanternChat(settings, session="cancelled", kb=kb)
+    # The real checkpoint, held after its third token until Escape is pressed: on a loaded machine
+    # the whole draft could otherwise be written before the key arrives.
+    reasoner = HeldReasoner(OuroReasoner(loaded(str(tiny), "cpu", "float32", False), settings, name=str(tiny)), hold_after=3)
+    app = LanternChat(settings, session="cancelled", kb=kb, reasoner=reasoner)
     async with app.run_test(size=SIZE) as pilot:
         await ask(pilot, "When does Ouro stop looping?")
         await until(pilot, lambda: app.view is not None and len(app.view.tokens) >= 3, "three tokens")
         await pilot.press("escape")
         shown_at_escape = len(app.view.tokens)
+        reasoner.gate.set()
         view = await finished(pilot)
         assert view.result.status == "cancelled" and view.has_class("-cancelled")
         assert len(view.tokens) <= shown_at_escape + 2  # the token in flight, and one already posted
