@@ -28,6 +28,20 @@ class Question(BaseModel):
     history: list[Turn] = Field(default_factory=list)
 
 
+class Flag(BaseModel):
+    """A span of a chunk's text addressed to an AI system rather than to a reader (lantern.knowledge.injection).
+    Flagged text is data: never quoted as evidence, never a reason to call a tool."""
+
+    start: int
+    """Character offset of the span in the chunk text (inclusive)."""
+    end: int
+    """Character offset just past the span."""
+    reason: str
+    """What it does, for people: e.g. 'asks the assistant to change its reply's format'."""
+    kind: str
+    """Machine tag: role_marker, override, tool_call, secret, fetch, reply, hidden_comment, invisible, fence, addressed_to_ai."""
+
+
 class Evidence(BaseModel):
     """One retrieved passage: an exact span of a real file in the knowledge base."""
 
@@ -42,6 +56,8 @@ class Evidence(BaseModel):
     """Heading path of the section, e.g. 'User guide > Commands'."""
     score: float = 0.0
     """Retrieval score; higher is better. Comparable only within one result list."""
+    flags: list[Flag] = Field(default_factory=list)
+    """Spans of `text` flagged at ingestion as instructions to AI systems (offsets into `text`)."""
 
 
 class Verdict(str, Enum):

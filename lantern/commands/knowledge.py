@@ -54,6 +54,16 @@ class _RichProgress:
 
 
 
+def _flag_lines(passage, flag) -> tuple[int, int]:
+    """The file lines a flag of `passage` spans."""
+    return (passage.start_line + passage.text.count("\n", 0, flag.start), passage.start_line + passage.text.count("\n", 0, max(flag.start, flag.end - 1)))
+
+
+def _flag_where(passage, flag) -> str:
+    first, last = _flag_lines(passage, flag)
+    return f"line {first}" if first == last else f"lines {first}-{last}"
+
+
 def register(app: typer.Typer) -> None:
     @app.command(rich_help_panel="Knowledge base")
     def ingest(
@@ -83,7 +93,7 @@ def register(app: typer.Typer) -> None:
                     "added": report.added, "updated": report.updated, "unchanged": len(report.unchanged),
                     "removed": report.removed, "failed": [{"path": p, "reason": r} for p, r in report.failed],
                     "ignored": report.ignored, "chunks": report.chunks, "seconds": round(report.seconds, 3),
-                    "interrupted": report.interrupted, "total_chunks": kb.count(),
+                    "interrupted": report.interrupted, "total_chunks": kb.count(), "flagged_chunks": report.flagged,
                 }
             )
         else:
@@ -97,6 +107,9 @@ def register(app: typer.Typer) -> None:
                 + f"; {report.chunks} chunks written "
                 f"in {report.seconds:.1f} s ({rate:.0f} chunks/s); the knowledge base holds {kb.count()} chunks."
             )
+        if report.flagged and not as_json:
+            common.notice(f"{report.flagged} chunk{'s' if report.flagged > 1 else ''} hold text addressed to AI systems; it is kept as data, "
+                          "never quoted as evidence or acted on. `lantern kb list --flagged` shows where and why.")
         if report.interrupted:
             common.error("interrupted; what was written is kept. Run the same command again to finish.")
             raise typer.Exit(130)
@@ -144,21 +157,40 @@ def register(app: typer.Typer) -> None:
             print(f"{rank}. {where}  score {hit.score:.4f}" + (f"  [{hit.heading}]" if hit.heading else ""))
             for line in hit.text.splitlines()[:6]:
                 print(f"   {line}")
+            for flag in hit.flags:
+                print(f"   ! flagged {_flag_where(hit, flag)}: {flag.reason}")
             print()
 
     @kb_app.command("list")
-    def kb_list(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
-        """List ingested files with their chunk counts."""
+    def kb_list(as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+                flagged_only: bool = typer.Option(False, "--flagged", help="Only files holding text flagged as instructions to AI systems.")) -> None:
+        """List ingested files with their chunk counts, and any text in them flagged as instructions to AI systems.
+
+        Example: `lantern kb list --flagged`
+        """
         from lantern.knowledge import KnowledgeBase
 
-        files = KnowledgeBase.open(common.settings()).files()
+        kb = KnowledgeBase.open(common.settings(), say=common.notice)
+        files = kb.files()
+        flags_of: dict[str, list] = {}
+        for chunk in kb.flagged():
+            for flag in chunk.flags:
+                flags_of.setdefault(chunk.source, []).append((chunk, flag))
+        if flagged_only:
+            files = [f for f in files if f.path in flags_of]
         if as_json:
-            common.print_json([f.model_dump() for f in files])
+            common.print_json([f.model_dump() | {"flagged": [{"start_line": _flag_lines(c, fl)[0], "end_line": _flag_lines(c, fl)[1],
+                                                              "reason": fl.reason, "kind": fl.kind, "text": c.text[fl.start:fl.end]}
+                                                             for c, fl in flags_of.get(f.path, [])]} for f in files])
             return
         if not files:
-            print("The knowledge base is empty; add documents with `lantern ingest PATH`.")
+            print("No ingested text is flagged as instructions to AI systems." if flagged_only
+                  else "The knowledge base is empty; add documents with `lantern ingest PATH`.")
         for f in files:
             print(f"{f.n_chunks:6d} chunks  {f.size / 1024:8.1f} KiB  {f.format:8s}  {common.display_path(f.path)}")
+            for chunk, flag in flags_of.get(f.path, []):
+                quoted = " ".join(chunk.text[flag.start:flag.end].split())
+                print(f"        ! flagged {_flag_where(chunk, flag)}: {flag.reason}: {quoted[:100]!r}")
 
     @kb_app.command("rm")
     def kb_rm(path: str = typer.Argument(..., help="A file or folder previously ingested.")) -> None:

@@ -3,22 +3,25 @@
 `KnowledgeBase.open(settings)` binds the LanceDB store under LANTERN_HOME to the configured
 embedder; `retrieve(query, k)` is what the answer loop calls. Submodules: readers (file -> text),
 chunking (text -> spans), store (LanceDB tables), ingest (incremental, crash-safe writes),
-search (vector, full text, RRF fusion, rerank).
+search (vector, full text, RRF fusion, rerank), injection (text addressed to AI systems, flagged
+per chunk at ingestion), migrate (an older KB's chunks brought to the current schema at open).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import sys
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable
 
 from lantern.errors import KnowledgeBaseError
+from lantern.knowledge import migrate
 from lantern.knowledge.ingest import IngestProgress, IngestReport, ingest
 from lantern.knowledge.search import Reranker, SearchMode, search
 from lantern.knowledge.store import StoredFile, Store
-from lantern.records import Evidence
+from lantern.records import Evidence, Flag
 from lantern.settings import Settings, load_settings
 
 __all__ = ["KnowledgeBase", "retrieve", "IngestReport", "StoredFile"]
@@ -38,9 +41,17 @@ class KnowledgeBase:
         and torch, 1.3 s to import, is never loaded. Ingestion still needs torch."""
 
     @classmethod
-    def open(cls, settings: Settings | None = None) -> "KnowledgeBase":
+    def open(cls, settings: Settings | None = None, say: Callable[[str], None] | None = None) -> "KnowledgeBase":
+        """The knowledge base of `settings`. Chunks stored without injection flags (a KB from before
+        they existed) get them now, once, with one line to `say` (default: stderr), unless another
+        process is writing, in which case that writer's next ingest does it."""
         settings = settings or load_settings()
-        return cls(settings, Store(settings.kb_path, settings.kb_table))
+        kb = cls(settings, Store(settings.kb_path, settings.kb_table))
+        if settings.flag_injections and migrate.unchecked(kb.store):
+            with kb.writing(say, wait=False) as holding:
+                if holding:
+                    kb.flag_stored_chunks(say)
+        return kb
 
     # --- embeddings ----------------------------------------------------------------------------
     @property
@@ -80,11 +91,11 @@ class KnowledgeBase:
 
     # --- verbs ---------------------------------------------------------------------------------
     @contextmanager
-    def writing(self, say: Callable[[str], None] | None = None):
+    def writing(self, say: Callable[[str], None] | None = None, wait: bool = True):
         """Hold the knowledge base's writer lock: one ingest or removal at a time, across processes.
         LanceDB commits are atomic, but two writers' index rebuilds and compactions conflict (the
         second one failed with a commit conflict); a second writer waits here instead, and saying
-        so once."""
+        so once. With `wait=False` a busy lock is not waited for: the block runs with False."""
         from filelock import FileLock, Timeout
 
         self.settings.home.mkdir(parents=True, exist_ok=True)
@@ -92,10 +103,13 @@ class KnowledgeBase:
         try:
             lock.acquire(timeout=0)
         except Timeout:
+            if not wait:
+                yield False
+                return
             (say or log.warning)("another `lantern ingest` or `kb rm` is writing to this knowledge base; waiting for it to finish (Ctrl-C to stop).")
             lock.acquire()
         try:
-            yield
+            yield True
         finally:
             lock.release()
 
@@ -104,7 +118,11 @@ class KnowledgeBase:
             return self._ingest(paths, progress)
 
     def _ingest(self, paths: list[str | Path], progress: IngestProgress | None) -> IngestReport:
-        return ingest(
+        say = progress.message if progress is not None else None
+        migrate.add_flags_column(self.store)  # rows are written with flags from now on
+        if self.settings.flag_injections:
+            self.flag_stored_chunks(say)
+        report = ingest(
             self.store,
             self.embed,
             self.settings.embed_model,
@@ -116,7 +134,40 @@ class KnowledgeBase:
             chunk_overlap=self.settings.chunk_overlap,
             batch_chunks=self.settings.ingest_batch,
             progress=progress,
+            detect=self.detect_all if self.settings.flag_injections else None,
         )
+        if not self.settings.flag_injections and report.chunks:
+            migrate.forget_checked(self.store)  # rows written unchecked: checked when flagging is on again
+        elif self.settings.flag_injections and not report.interrupted:
+            self.flag_stored_chunks(say)  # rows carried over by a re-embed into a new table
+        return report
+
+    def detect_all(self, texts: list[str]) -> list[list[Flag]]:
+        """The spans of each chunk text addressed to AI systems (lantern.knowledge.injection)."""
+        from lantern.knowledge.injection import detect_all
+
+        return detect_all(texts)
+
+    def flag_stored_chunks(self, say: Callable[[str], None] | None = None) -> int:
+        """Compute the flags of stored chunks that have none (see lantern.knowledge.migrate) from their
+        stored text, with one line to `say`; the caller holds the writer lock. Returns chunks checked."""
+        if not migrate.unchecked(self.store):
+            migrate.mark_checked(self.store)  # so that opening it need not count again
+            return 0
+        checked, flagged = migrate.flag_unchecked(self.store, self.detect_all)
+        self.store.refresh_indexes()  # updated rows are new fragments: index them again
+        found = f"{flagged} hold text addressed to AI systems (`lantern kb list --flagged`)" if flagged else "none holds text addressed to AI systems"
+        line = f"knowledge base updated: checked {checked} stored chunks for instructions to AI systems, from their stored text; {found}."
+        (say or (lambda text: print(text, file=sys.stderr)))(line)
+        log.info(line)
+        return checked
+
+    def flagged(self) -> list[Evidence]:
+        """Every stored chunk holding flagged text, by source and line (flags of unchecked chunks are not known)."""
+        from lantern.knowledge.search import to_evidence
+
+        rows = self.store.flagged_rows()
+        return [to_evidence(row | {"score": 0.0}) for row in sorted(rows, key=lambda r: (r["source"], int(r["start_line"])))]
 
     def search(self, query: str, k: int | None = None, mode: SearchMode | None = None, notices: list[str] | None = None) -> list[Evidence]:
         """The top k passages; lines the user should see (a failed full-text search) go to `notices`."""

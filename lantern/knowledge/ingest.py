@@ -1,7 +1,8 @@
 """Files and folders -> chunks in the store, incrementally and safely.
 
 For every file: hash its bytes; if the knowledge base holds that exact version, skip it; else read
-it (readers.py), cut it (chunking.py), embed the chunks and write them. Writes go in batches, and
+it (readers.py), cut it (chunking.py), embed the chunks, find any text in them addressed to AI
+systems (injection.py; stored in the chunk's `flags` column) and write them. Writes go in batches, and
 each batch is three atomic commits in an order that survives being killed at any point:
 1. upsert the new chunks (ids derive from path + content hash + position, so a retry rewrites
    the same rows instead of duplicating them);
@@ -29,11 +30,15 @@ from typing import Callable, Protocol
 
 from lantern.knowledge.chunking import TextChunk, chunk_text
 from lantern.knowledge.readers import SkipFile, format_of, parse_document, read_bytes
+from lantern.knowledge.injection import to_json
 from lantern.knowledge.store import Store
+from lantern.records import Flag
 
 log = logging.getLogger(__name__)
 
 Embed = Callable[[list[str]], list[list[float]]]
+DetectAll = Callable[[list[str]], list[list[Flag]]]
+"""Chunk texts -> the flagged spans of each (lantern.knowledge.injection.detect_all)."""
 
 
 @dataclass
@@ -49,6 +54,10 @@ class IngestReport:
     embed_seconds: float = 0.0
     interrupted: bool = False
     reembedded: int = 0
+    flagged: int = 0
+    """Chunks written with text flagged as instructions to AI systems (lantern.knowledge.injection)."""
+    detect_seconds: float = 0.0
+    """Time spent finding such text (part of `seconds`)."""
     ignored: int = 0
     """Files under the given folders that are of no supported type (images, archives, ...)."""
 
@@ -147,8 +156,11 @@ def ingest(
     chunk_overlap: int,
     batch_chunks: int = 256,
     progress: IngestProgress | None = None,
+    detect: DetectAll | None = None,
 ) -> IngestReport:
-    """Bring the knowledge base in line with `paths`; see the module docstring for the guarantees."""
+    """Bring the knowledge base in line with `paths`; see the module docstring for the guarantees.
+    `detect` finds text addressed to AI systems in each chunk (stored in the `flags` column); without
+    it the column is left null, which means "not checked"."""
     progress = progress or _Silent()
     report = IngestReport()
     began = time.perf_counter()
@@ -165,9 +177,9 @@ def ingest(
                 continue
             pending.append(item)
             if sum(len(p.chunks) for p in pending) >= batch_chunks:
-                _write(store, table, embed, pending, report, progress)
+                _write(store, table, embed, pending, report, progress, detect)
                 pending = []
-        _write(store, table, embed, pending, report, progress)
+        _write(store, table, embed, pending, report, progress, detect)
         _prune(store, stored, paths, folders, files, report)
     except KeyboardInterrupt:
         report.interrupted = True
@@ -224,13 +236,20 @@ def _prepare(path: Path, stored: dict, max_bytes: int, chunk_chars: int, chunk_o
     return _Pending(key, digest, len(raw), document.format, document.text, chunks, previous is not None)
 
 
-def _write(store: Store, table, embed: Embed, pending: list[_Pending], report: IngestReport, progress: IngestProgress) -> None:
+def _write(store: Store, table, embed: Embed, pending: list[_Pending], report: IngestReport, progress: IngestProgress,
+           detect: DetectAll | None = None) -> None:
     if not pending:
         return
     texts = [embedding_input(c.heading, c.text) for item in pending for c in item.chunks]
     started = time.perf_counter()
     vectors = embed(texts)
     report.embed_seconds += time.perf_counter() - started
+    flags: list[str | None] = [None] * len(texts)
+    if detect is not None:
+        started = time.perf_counter()
+        flags = [to_json(found) for found in detect([c.text for item in pending for c in item.chunks])]
+        report.detect_seconds += time.perf_counter() - started
+        report.flagged += sum(value != "[]" for value in flags)
     rows, position = [], 0
     for item in pending:
         for index, chunk in enumerate(item.chunks):
@@ -245,6 +264,7 @@ def _write(store: Store, table, embed: Embed, pending: list[_Pending], report: I
                     "start_line": chunk.start_line,
                     "end_line": chunk.end_line,
                     "vector": list(map(float, vectors[position])),
+                    "flags": flags[position],
                 }
             )
             position += 1

@@ -16,6 +16,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal, Protocol
 
+from lantern.knowledge.injection import from_json
 from lantern.knowledge.store import TextSearchFailed
 from lantern.records import Evidence
 
@@ -116,6 +117,7 @@ def to_evidence(row: dict[str, Any]) -> Evidence:
         end_line=int(row["end_line"]),
         heading=row.get("heading") or "",
         score=float(row["score"]),
+        flags=from_json(row.get("flags")),
     )
 
 

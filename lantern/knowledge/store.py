@@ -49,6 +49,9 @@ def chunk_model(dim: int) -> type[LanceModel]:
         start_line: int
         end_line: int
         vector: Vector(dim)  # type: ignore[valid-type]
+        flags: str | None = None
+        """JSON list of the spans flagged as instructions to AI systems (lantern.knowledge.injection);
+        null: not checked yet (a table from before the column, or ingested with flag_injections off)."""
 
     return ChunkRow
 
@@ -188,6 +191,13 @@ class Store:
         table = self.chunks()
         return table.count_rows() if table is not None else 0
 
+    def flagged_rows(self) -> list[dict[str, Any]]:
+        """Chunks holding text flagged as instructions to AI systems (search result columns)."""
+        table = self.chunks()
+        if table is None or "flags" not in table.schema.names:
+            return []
+        return table.search().where("flags IS NOT NULL AND flags != '[]'").select(result_columns(table)).limit(None).to_list()
+
     # --- writes ------------------------------------------------------------------------------
     def upsert_chunks(self, table, rows: list[dict[str, Any]]) -> None:
         if rows:
@@ -251,7 +261,7 @@ class Store:
         query = table.search(vector, vector_column_name="vector").distance_type("cosine").limit(limit)
         if where:
             query = query.where(where, prefilter=True)
-        rows = query.select(_RESULT_COLUMNS + ["_distance"]).to_list()
+        rows = query.select(result_columns(table) + ["_distance"]).to_list()
         for row in rows:
             row["score"] = 1.0 - float(row.pop("_distance"))
         return rows
@@ -264,7 +274,7 @@ class Store:
         if where:
             builder = builder.where(where, prefilter=True)
         try:
-            rows = builder.select(_RESULT_COLUMNS + ["_score"]).to_list()
+            rows = builder.select(result_columns(table) + ["_score"]).to_list()
         except Exception as exc:  # e.g. a query of only stop words or special syntax
             log.warning("full-text search failed for %r: %s", query, exc)
             raise TextSearchFailed(f"{exc.__class__.__name__}: {str(exc).splitlines()[0][:120] if str(exc) else ''}") from exc
@@ -278,3 +288,8 @@ class TextSearchFailed(Exception):
 
 
 _RESULT_COLUMNS = ["chunk_id", "source", "heading", "text", "start_line", "end_line"]
+
+
+def result_columns(table) -> list[str]:
+    """The columns a search returns: the flags too, once the table has them (see lantern.knowledge.migrate)."""
+    return _RESULT_COLUMNS + (["flags"] if "flags" in table.schema.names else [])

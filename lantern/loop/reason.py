@@ -28,7 +28,7 @@ from lantern.backends.text_stream import Piece
 from lantern.records import Draft, Evidence, Question
 from lantern.verify import relevance
 from lantern.verify.claims import sentence_spans
-from lantern.verify.support import content_words, sentence_idf
+from lantern.verify.support import content_words, sentence_idf, unflagged_parts
 
 
 class Reasoner(Protocol):
@@ -56,9 +56,12 @@ def draft_of(reasoner: Reasoner, question: Question, evidence: list[Evidence], *
 def build_messages(prompts: dict[str, Any], question: Question, evidence: list[Evidence],
                    feedback: list[str] | None = None, tools: list[dict[str, Any]] | None = None) -> list[dict[str, str]]:
     """The chat messages for the answer prompt (templates from prompts/answer.toml). `tools` are
-    described in the text protocol; pass None when the backend hands them over natively."""
+    described in the text protocol; pass None when the backend hands them over natively. Text
+    flagged at ingestion as addressed to AI systems is shown elided."""
+    from lantern.knowledge.injection import unflagged_text  # here, not above: importing the KB package loads lancedb
+
     passages = "\n".join(
-        prompts["passage"].format(number=i, source=e.source, start_line=e.start_line, end_line=e.end_line, text=" ".join(e.text.split()))
+        prompts["passage"].format(number=i, source=e.source, start_line=e.start_line, end_line=e.end_line, text=" ".join(unflagged_text(e).split()))
         for i, e in enumerate(evidence, 1)
     ) or prompts["no_passages"]
     history = ""
@@ -137,7 +140,9 @@ class ExtractiveReasoner:
         spans: list[str] = []
         headings: list[str] = []
         for number, passage in enumerate(evidence, 1):
-            for a, b in sentence_spans(passage.text):
+            # Flagged text (an order to AI systems planted in a document) is never a candidate;
+            # a sentence it was glued to keeps its own words.
+            for a, b in (part for span in sentence_spans(passage.text) for part in unflagged_parts(passage, *span)):
                 sentence = passage.text[a:b]
                 if sentence.lstrip().startswith("#") or len(sentence.split()) < 4:
                     continue  # headings and fragments are not answers

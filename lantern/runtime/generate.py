@@ -75,6 +75,12 @@ def sample(logits: torch.Tensor, history: list[list[int]], opts: GenerationOptio
     return torch.multinomial(probs, 1, generator=rng).squeeze(-1)
 
 
+MAX_HELD_TOKENS = 4
+"""A UTF-8 character is at most 4 bytes, so at most 4 byte tokens: a tail still undecodable after
+that many is invalid bytes (a random or broken model repeating a lead byte), not a character in
+the making, and is released as replacement characters instead of being held for ever."""
+
+
 class Decoder:
     """Turns token ids into text incrementally, holding back incomplete UTF-8 sequences.
 
@@ -99,8 +105,10 @@ class Decoder:
             return ""
         seen = self.tokenizer.decode(self.ids[self.prefix_offset : self.read_offset], skip_special_tokens=True)
         window = self.tokenizer.decode(self.ids[self.prefix_offset :], skip_special_tokens=True)
-        if len(window) <= len(seen) or window.endswith("\ufffd"):
-            return ""  # nothing printable yet: a special token, or half of a multi-byte character
+        if len(window) <= len(seen):
+            return ""  # nothing printable yet: a special token
+        if window.endswith("\ufffd") and len(self.ids) - self.read_offset < MAX_HELD_TOKENS:
+            return ""  # perhaps half of a multi-byte character; past MAX_HELD_TOKENS it is broken bytes, shown as such
         self.prefix_offset, self.read_offset = self.read_offset, len(self.ids)
         piece = window[len(seen) :]
         self.text += piece

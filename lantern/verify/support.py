@@ -17,6 +17,9 @@ Climate-FEVER dev half (is the evidence about the claim?) and one on the WiCE de
 detail there?), multiply into a confidence in [0, 1] (bench/verifier.py --fit writes them to
 verifier_weights.json beside this module).
 
+Text flagged at ingestion as addressed to AI systems (`Evidence.flags`) is never a candidate
+sentence, and a claim that quotes it is unsupported with that reason, whatever its score.
+
 This module knows nothing about retrieval or the answer loop: it gets a claim and candidate
 passages, and returns the checked Claim record with its best-supporting verbatim quote.
 """
@@ -224,8 +227,11 @@ class Verifier:
         chosen = [passages[i - 1] for i in cited] or passages
         candidates: list[tuple[Evidence, int, int]] = []
         for passage in chosen:
-            candidates.extend((passage, a, b) for a, b in sentence_spans(passage.text))
+            candidates.extend((passage, a, b) for span in sentence_spans(passage.text) for a, b in unflagged_parts(passage, *span))
         record = Claim(claim=claim, citations=cited)
+        flag = quoted_flag(claim, passages)
+        if flag is not None:  # documents are data: an order to AI systems is never evidence, even verbatim
+            return record.model_copy(update={"reason": f"quotes text flagged as an instruction to AI systems ({flag.reason})"})
         if not candidates:
             return record
         sentences = [p.text[a:b] for p, a, b in candidates]
@@ -256,6 +262,56 @@ class Verifier:
             update={"evidence": quote, "source": passage.source, "start_line": start_line,
                     "end_line": end_line, "confidence": round(confidence, 4), "verdict": verdict}
         )
+
+
+MIN_QUOTED_WORDS = 8
+"""A run of this many words shared with flagged text is a quote of it (fewer when the claim is shorter)."""
+
+
+def unflagged_parts(passage: Evidence, start: int, end: int) -> list[tuple[int, int]]:
+    """The parts of the passage's span [start, end) outside its flagged text, trimmed of space: a
+    sentence with an order to AI systems planted in it (or glued to it, as a table row before a
+    planted line is) keeps its own words as candidate evidence, never the planted ones."""
+    if not passage.flags:
+        return [(start, end)]
+    from lantern.knowledge.injection import outside  # only when a passage holds flags: the verifier needs no KB otherwise
+
+    parts = []
+    for a, b in outside(passage.flags, start, end):
+        while a < b and passage.text[a].isspace():
+            a += 1
+        while b > a and passage.text[b - 1].isspace():
+            b -= 1
+        if b > a and any(ch.isalnum() for ch in passage.text[a:b]):
+            parts.append((a, b))
+    return parts
+
+
+def quoted_flag(claim: str, passages: list[Evidence]):
+    """The flag (lantern.records.Flag) whose text the claim quotes: the claim is a run of its words, or
+    shares `MIN_QUOTED_WORDS` words in a row with it; None when it quotes no flagged text."""
+    words = re.findall(r"[a-z0-9]+", fold(claim).lower())
+    if len(words) < 3:
+        return None
+    need = min(MIN_QUOTED_WORDS, len(words))
+    for passage in passages:
+        for flag in passage.flags:
+            flagged = re.findall(r"[a-z0-9]+", fold(passage.text[flag.start : flag.end]).lower())
+            if _longest_common_run(words, flagged) >= need:
+                return flag
+    return None
+
+
+def _longest_common_run(a: list[str], b: list[str]) -> int:
+    best, previous = 0, [0] * (len(b) + 1)
+    for x in a:
+        current = [0] * (len(b) + 1)
+        for j, y in enumerate(b, 1):
+            if x == y:
+                current[j] = previous[j - 1] + 1
+                best = max(best, current[j])
+        previous = current
+    return best
 
 
 def nonexistent_citations(numbers: list[int], n_passages: int) -> str:

@@ -250,3 +250,12 @@ def test_streamed_text_matches_one_full_decode(lm):
         decoder = Decoder(tok)
         streamed = "".join(decoder.push(i) for i in ids)
         assert streamed == decoder.full_text().rstrip("\ufffd") or streamed == decoder.full_text()
+    # A lone UTF-8 lead byte repeated (a random model's favourite) never completes a character:
+    # it is released as replacement characters, holding back at most MAX_HELD_TOKENS - 1 tokens.
+    from lantern.runtime.generate import MAX_HELD_TOKENS
+
+    lead = tok.convert_tokens_to_ids("ł")  # byte 0xC5 in byte-level BPE: the start of a 2-byte character
+    decoder = Decoder(tok)
+    pieces = [decoder.push(lead) for _ in range(16)]
+    assert "".join(pieces) and set("".join(pieces)) == {"\ufffd"}
+    assert len(decoder.ids) - decoder.read_offset < MAX_HELD_TOKENS
