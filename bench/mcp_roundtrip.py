@@ -5,8 +5,10 @@ Ingests the shipped kb/ into a temporary LANTERN_HOME, then, in one run on one m
 1. Server round trip: `lantern mcp` started as MCP hosts start it (a separate process), the
    official Python SDK client calls `search` with one query over and over, over stdio and over
    streamable HTTP; after warm-up the query's embedding is cached, so p50/p95 exclude it. The
-   same search run in this process (no MCP) is timed too, so what the protocol adds shows apart
-   from what LanceDB's two searches cost.
+   same search is run in this process too, as the server runs it (from the in-memory copy of the
+   chunks table) and as one-shot commands run it (LanceDB's own searches, the reference). The four
+   are measured interleaved, call by call, so the machine's load shifts them alike; what MCP adds
+   is the round trip minus the in-process search.
 2. Concurrency: 50 HTTP clients at once, each with its own session and its own query, 20 searches
    each; every result must equal what that query returned when asked alone (no errors, nothing
    mixed up between sessions).
@@ -85,32 +87,46 @@ def passages(result) -> list[tuple[str, int, int]]:
     return [(p["source"], p["start_line"], p["end_line"]) for p in result.structured_content["passages"]]
 
 
-async def round_trips(target, calls: int) -> dict[str, float]:
-    async with Client(target) as client:
-        for _ in range(10):  # warm-up: the embedder loads, the query's vector is cached
-            await client.call_tool("search", {"query": "exit gate", "k": 5})
-        seconds = []
-        for _ in range(calls):
-            started = time.perf_counter()
-            result = await client.call_tool("search", {"query": "exit gate", "k": 5})
-            seconds.append(time.perf_counter() - started)
-            assert not result.is_error
-    return percentiles(seconds)
-
-
-def in_process_search(home: str, calls: int) -> dict[str, float]:
+async def round_trips(home: str, stdio, url: str, calls: int) -> dict[str, dict[str, float]]:
+    """p50/p95 of `search` over stdio and over HTTP and of the same search in this process (in memory,
+    as the server runs it, and through LanceDB), measured interleaved."""
     from lantern.knowledge import KnowledgeBase
     from lantern.settings import load_settings
 
-    kb = KnowledgeBase.open(load_settings({"home": home}))
-    for _ in range(10):
-        kb.search("exit gate", 5, "hybrid")
-    seconds = []
-    for _ in range(calls):
-        started = time.perf_counter()
-        kb.search("exit gate", 5, "hybrid")
-        seconds.append(time.perf_counter() - started)
-    return percentiles(seconds)
+    in_memory = KnowledgeBase.open(load_settings({"home": home}))
+    in_memory.keep_in_memory()
+    lancedb = KnowledgeBase.open(load_settings({"home": home}))
+    arguments = {"query": "exit gate", "k": 5}
+    async with Client(stdio) as over_stdio, Client(url) as over_http:
+        async def search_stdio():
+            assert not (await over_stdio.call_tool("search", arguments)).is_error
+
+        async def search_http():
+            assert not (await over_http.call_tool("search", arguments)).is_error
+
+        async def search_in_memory():
+            in_memory.search("exit gate", 5, "hybrid")
+
+        async def search_lancedb():
+            lancedb.search("exit gate", 5, "hybrid")
+
+        measured = {"stdio_search": search_stdio, "http_search": search_http, "search_in_process": search_in_memory,
+                    "search_in_process_lancedb": search_lancedb}
+        for _ in range(10):  # warm-up: the embedder loads, the query's vector is cached, the index is read
+            for call in measured.values():
+                await call()
+        seconds: dict[str, list[float]] = {name: [] for name in measured}
+        for _ in range(calls):
+            for name, call in measured.items():
+                started = time.perf_counter()
+                await call()
+                seconds[name].append(time.perf_counter() - started)
+    report = {name: percentiles(values) for name, values in seconds.items()}
+    for transport in ("stdio_search", "http_search"):
+        report[transport]["protocol_overhead_p50_ms"] = round(report[transport]["p50_ms"] - report["search_in_process"]["p50_ms"], 3)
+    report["search_in_process_lancedb"]["over_in_memory_p50"] = round(
+        report["search_in_process_lancedb"]["p50_ms"] / report["search_in_process"]["p50_ms"], 1)
+    return report
 
 
 async def concurrent_clients(url: str, clients: int, searches: int) -> dict:
@@ -184,15 +200,10 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as home:
         subprocess.run(lantern_command(home, "ingest", str(ROOT / "kb")), check=True, capture_output=True, cwd=ROOT)
-        report = {"stdio_search": anyio.run(round_trips, StdioServerParameters(command=sys.executable, args=lantern_command(home, "mcp")[1:],
-                                                                               cwd=str(ROOT)), args.calls)}
-        report["search_in_process"] = in_process_search(home, args.calls)
-        for transport in ("stdio_search",):
-            report[transport]["protocol_overhead_p50_ms"] = round(report[transport]["p50_ms"] - report["search_in_process"]["p50_ms"], 3)
+        stdio = StdioServerParameters(command=sys.executable, args=lantern_command(home, "mcp")[1:], cwd=str(ROOT))
         process, url = start_http(home)
         try:
-            report["http_search"] = anyio.run(round_trips, url, args.calls)
-            report["http_search"]["protocol_overhead_p50_ms"] = round(report["http_search"]["p50_ms"] - report["search_in_process"]["p50_ms"], 3)
+            report = anyio.run(round_trips, home, stdio, url, args.calls)
             report["http_concurrency"] = anyio.run(concurrent_clients, url, args.clients, args.searches)
         finally:
             process.terminate()

@@ -95,6 +95,8 @@ class Settings(BaseSettings):
     """Optional sentence-transformers CrossEncoder (id in the HF cache, or a local path) that reranks the fused candidates."""
     flag_injections: bool = True
     """Check every chunk at ingestion for text addressed to AI systems (orders to the assistant, role markers, tool-call syntax, hidden text); flagged spans are shown in search and never used as evidence or to call a tool. Off: chunks ingested meanwhile are stored unchecked (no flags), and are checked once it is on again."""
+    memory_index_max_chunks: int = Field(50_000, ge=0)
+    """Processes that stay up (`lantern mcp`) search an in-memory copy of the knowledge base when it has at most this many chunks (1.5 kB of RAM each plus their text; brute-force vector search over 50,000 takes about as long as LanceDB's search); larger ones, and 0, search LanceDB."""
 
     min_relevance: float = Field(0.2, ge=-1.0, le=1.0)
     """Question-passage similarity (cosine) below which a passage is not evidence; with none left the answer is 'not in the knowledge base'."""

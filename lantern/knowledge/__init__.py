@@ -4,7 +4,9 @@
 embedder; `retrieve(query, k)` is what the answer loop calls. Submodules: readers (file -> text),
 chunking (text -> spans), store (LanceDB tables), ingest (incremental, crash-safe writes),
 search (vector, full text, RRF fusion, rerank), injection (text addressed to AI systems, flagged
-per chunk at ingestion), migrate (an older KB's chunks brought to the current schema at open).
+per chunk at ingestion), migrate (an older KB's chunks brought to the current schema at open),
+memory_index and fulltext (an in-memory copy of the chunks table that a process staying up
+searches instead of LanceDB, with BM25 as LanceDB's full-text index scores it).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Callable
 from lantern.errors import KnowledgeBaseError
 from lantern.knowledge import migrate
 from lantern.knowledge.ingest import IngestProgress, IngestReport, ingest
+from lantern.knowledge.memory_index import LiveMemoryIndex, handles_text_query
 from lantern.knowledge.search import Reranker, SearchMode, search
 from lantern.knowledge.store import StoredFile, Store
 from lantern.records import Evidence, Flag
@@ -39,6 +42,8 @@ class KnowledgeBase:
         self.queries_without_torch = False
         """Set by a process that only searches (`lantern search`): queries then embed through numpy,
         and torch, 1.3 s to import, is never loaded. Ingestion still needs torch."""
+        self.memory_index: LiveMemoryIndex | None = None
+        """Set by `keep_in_memory()` in a process that stays up: searches then read an in-memory copy."""
 
     @classmethod
     def open(cls, settings: Settings | None = None, say: Callable[[str], None] | None = None) -> "KnowledgeBase":
@@ -169,8 +174,39 @@ class KnowledgeBase:
         rows = self.store.flagged_rows()
         return [to_evidence(row | {"score": 0.0}) for row in sorted(rows, key=lambda r: (r["source"], int(r["start_line"])))]
 
+    def keep_in_memory(self) -> None:
+        """Search an in-memory copy of the chunks table from now on (lantern.knowledge.memory_index),
+        kept current with ingests from any process; for a process that stays up and searches often
+        (`lantern mcp`), where reading it once pays off. Tables over `memory_index_max_chunks` rows
+        stay on LanceDB."""
+        if self.memory_index is None and self.settings.memory_index_max_chunks > 0:
+            self.memory_index = LiveMemoryIndex(self.store, self.settings.memory_index_max_chunks)
+
     def search(self, query: str, k: int | None = None, mode: SearchMode | None = None, notices: list[str] | None = None) -> list[Evidence]:
         """The top k passages; lines the user should see (a failed full-text search) go to `notices`."""
+        index = self.memory_index.current() if self.memory_index is not None else None
+        return self._search(query, k, mode, notices, index, lambda texts: [self.embed_query(t) for t in texts])
+
+    def search_from_memory(self, query: str, k: int | None = None, mode: SearchMode | None = None,
+                           notices: list[str] | None = None) -> list[Evidence] | None:
+        """What `search` returns, when it can be had at once (well under a millisecond, so an event loop
+        may call it): the in-memory copy is current, the query's vector was computed before, no
+        reranker is set and the full-text part needs no LanceDB (no phrase query). None otherwise:
+        then call `search`, in a worker thread. Neither the embedder nor LanceDB is touched here."""
+        mode = mode or self.settings.search_mode
+        if self.memory_index is None or self.settings.reranker or not query.strip():
+            return None
+        if mode != "vector" and not handles_text_query(query):
+            return None
+        vector = self._query_vectors.get(query)  # one read: a worker thread may evict it meanwhile
+        if mode != "text" and vector is None:
+            return None
+        index = self.memory_index.current(wait=False)
+        if index is None:
+            return None
+        return self._search(query, k, mode, notices, index, lambda texts: [vector for _ in texts])
+
+    def _search(self, query: str, k: int | None, mode: SearchMode | None, notices: list[str] | None, index, embed) -> list[Evidence]:
         if not query.strip():
             raise KnowledgeBaseError('the query is empty; give words to look for, e.g. lantern search "exit gate".')
         if k is not None and k < 1:
@@ -183,9 +219,8 @@ class KnowledgeBase:
                 self.reranker = CrossEncoderReranker(self.settings.reranker)
             except Exception as exc:
                 raise KnowledgeBaseError(f"cannot load reranker {self.settings.reranker!r} ({exc.__class__.__name__}); give a local CrossEncoder folder or unset the reranker setting.") from exc
-        embed = lambda texts: [self.embed_query(t) for t in texts]  # noqa: E731
         return search(self.store, embed, query, self.settings.top_k if k is None else k, mode or self.settings.search_mode, self.reranker,
-                      notices=notices)
+                      notices=notices, index=index)
 
     def files(self) -> list[StoredFile]:
         return sorted(self.store.stored_files().values(), key=lambda f: f.path)

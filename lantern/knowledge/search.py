@@ -7,6 +7,9 @@ the passage next to a relevant one often carries the rest of the answer ("She wa
 after the sentence that names her), and a passage alone cannot say so.
 A reranker is any object with `rerank(query, hits) -> hits`; none is used by default, and a
 cross-encoder can be plugged in through `CrossEncoderReranker` where one is installed.
+A process that keeps a `memory_index.MemoryIndex` of the table passes it in: the two raw searches
+then come from memory (same rows and scores; see `fulltext.py` for how ties may be ordered
+differently), everything after them is the same code.
 
 This module knows nothing about files or ingestion.
 """
@@ -17,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal, Protocol
 
 from lantern.knowledge.injection import from_json
+from lantern.knowledge.memory_index import MemoryIndex, handles_text_query
 from lantern.knowledge.store import TextSearchFailed
 from lantern.records import Evidence
 
@@ -132,15 +136,26 @@ def search(
     vector_weight: float = 1.0,
     text_weight: float = 1.0,
     notices: list[str] | None = None,
+    index: MemoryIndex | None = None,
 ) -> list[Evidence]:
     """The top `k` chunks for `query`. `embed(list[str]) -> list[vector]` embeds the query. When the
     full-text search fails for this query, a line saying so is appended to `notices` (hybrid search
-    then ranks by vectors alone, and the user should know)."""
+    then ranks by vectors alone, and the user should know). `index`, a current in-memory copy of the
+    store's chunks table, answers the raw searches unless a SQL `where` filter is given."""
     pool = max(MIN_CANDIDATES, CANDIDATES_PER_RESULT * k) if (mode == "hybrid" or reranker) else k
+    in_memory = index is not None and where is None
+
+    def vector_rows() -> list[dict[str, Any]]:
+        vector = embed([query])[0]
+        return index.vector_search(vector, pool) if in_memory else store.vector_search(list(map(float, vector)), pool, where)
 
     def text_rows(future=None) -> list[dict[str, Any]]:
         try:
-            return future.result() if future is not None else store.text_search(query, pool, where)
+            if future is not None:
+                return future.result()
+            if in_memory and handles_text_query(query):
+                return index.text_search(query, pool)
+            return store.text_search(query, pool, where)
         except TextSearchFailed as exc:
             alone = "; these results come from the vector search alone" if mode == "hybrid" else ""
             if notices is not None:
@@ -150,16 +165,16 @@ def search(
     if mode == "text":
         rows = text_rows()
     elif mode == "vector":
-        rows = store.vector_search(list(map(float, embed([query])[0])), pool, where)
+        rows = vector_rows()
     else:
-        # The full-text search runs in LanceDB's native code while this thread embeds the query.
-        pending = _POOL.submit(store.text_search, query, pool, where)
-        vector_rows = store.vector_search(list(map(float, embed([query])[0])), pool, where)
-        rankings = [vector_rows, text_rows(pending)]
+        # LanceDB's full-text search runs in its native code while this thread embeds the query;
+        # the in-memory one takes microseconds and runs here.
+        pending = None if in_memory and handles_text_query(query) else _POOL.submit(store.text_search, query, pool, where)
+        rankings = [vector_rows(), text_rows(pending)]
         rows = neighbour_boost(rrf_fuse(rankings, [vector_weight, text_weight]))
         if reranker is None:
             rows = keep_each_lists_best(rows, rankings, k)
-    hits = [to_evidence(row) for row in rows]
+    hits = [to_evidence(row) for row in (rows if reranker is not None else rows[:k])]
     if reranker is not None:
         hits = reranker.rerank(query, hits)
     return hits[:k]

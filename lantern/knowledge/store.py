@@ -107,6 +107,7 @@ class Store:
             raise KnowledgeBaseError(f"cannot open the knowledge base at {path} ({exc}); check the path and its permissions.") from exc
         self._tables: dict[str, Any] = {}
         self._meta: dict[str, str] | None = None
+        self._meta_version: int | None = None
 
     # --- tables ------------------------------------------------------------------------------
     def table_names(self) -> list[str]:
@@ -126,10 +127,26 @@ class Store:
         """The KB's key/value record, read once per Store: every search needs the live table's name,
         and re-reading it cost a millisecond a query. (Open LanceDB tables do not see other
         processes' writes either; a new Store does.)"""
-        if self._meta is None:
+        meta = self._meta  # one read: `refresh` in another thread may reset it meanwhile
+        if meta is None:
             table = self._table(META_TABLE)
-            self._meta = {row["key"]: row["value"] for row in table.to_arrow().to_pylist()} if table is not None else {}
-        return dict(self._meta)
+            meta = self._meta = {row["key"]: row["value"] for row in table.to_arrow().to_pylist()} if table is not None else {}
+        return dict(meta)
+
+    def refresh(self) -> tuple[str, int] | None:
+        """The live chunks table's name and version as of now, after moving the meta and chunks tables
+        to their latest versions: an open table stays at its version while other processes write, so a
+        process that stays up (the MCP server) calls this to see their ingests. None: nothing ingested."""
+        meta = self._table(META_TABLE)
+        if meta is not None:
+            meta.checkout_latest()
+            if meta.version != self._meta_version:
+                self._meta, self._meta_version = None, meta.version
+        table = self.chunks()
+        if table is None:
+            return None
+        table.checkout_latest()
+        return table.name, table.version
 
     def set_meta(self, values: dict[str, str]) -> None:
         table = self._table(META_TABLE, MetaRow)

@@ -252,3 +252,37 @@ def test_ingest_tool_only_when_allowed_and_only_under_the_roots(home, tmp_path):
             assert any(u.endswith("allowed/new.md") for u in uris)
 
     run(main)
+
+
+def test_warm_searches_equal_lancedb_and_see_another_processes_ingest(home, tmp_path):
+    """The server answers warm searches from its in-memory copy of the chunks table: the same
+    passages as LanceDB's search in this process, and a `lantern ingest` by another process is in
+    the very next search."""
+    from lantern.knowledge import KnowledgeBase
+    from lantern.settings import load_settings
+
+    _, docs = home
+    home = tmp_path / "home"
+    assert subprocess.run([sys.executable, "-m", "lantern", "--home", str(home), "ingest", str(docs)], cwd=ROOT).returncode == 0
+    reference = KnowledgeBase.open(load_settings({"home": str(home)}))
+    more = tmp_path / "more"
+    more.mkdir()
+    (more / "light.md").write_text("# Lighthouse\n\nThe lighthouse keeper logs every ship that passes.\n")
+
+    async def main():
+        async with Client(stdio(home)) as client:
+            for query in ("exit gate probability", "exit gate probability", "LanceDB local disk", "how many loops per token"):
+                for mode in ("hybrid", "vector", "text"):
+                    served = (await client.call_tool("search", {"query": query, "k": 3, "mode": mode})).structured_content
+                    expected = reference.search(query, 3, mode)
+                    assert [(p["source"], p["start_line"], p["score"]) for p in served["passages"]] == [
+                        (h.source, h.start_line, pytest.approx(h.score, abs=1e-6)) for h in expected]
+            before = (await client.call_tool("search", {"query": "lighthouse keeper", "k": 1})).structured_content
+            assert not before["passages"][0]["source"].endswith("light.md")
+            done = await anyio.to_thread.run_sync(lambda: subprocess.run(
+                [sys.executable, "-m", "lantern", "--home", str(home), "ingest", str(more)], cwd=ROOT, capture_output=True, text=True))
+            assert done.returncode == 0, done.stdout + done.stderr
+            after = (await client.call_tool("search", {"query": "lighthouse keeper", "k": 1})).structured_content
+            assert after["passages"][0]["source"].endswith("light.md")
+
+    run(main)
