@@ -132,7 +132,7 @@ def _ouro(settings, messages, max_tokens: int, stop) -> Completion:
     from lantern.runtime.locate import require
 
     path = require(settings.model)
-    lm = ouro.loaded(str(path), settings.device, settings.dtype, settings.int8)
+    lm = ouro.loaded(str(path), settings.device, settings.dtype, settings.quant, settings.threads)
     ids = lm.chat_ids(messages)
     started = time.perf_counter()
     pieces, steps = [], []

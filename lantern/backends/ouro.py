@@ -24,17 +24,19 @@ from lantern.records import Draft, Evidence, Question
 _loading = threading.Lock()
 
 
-def loaded(path: str, device: str, dtype: str, int8: bool):
+def loaded(path: str, device: str, dtype: str, quant: str, threads: int = 0):
     """The one loaded LoopLM for these arguments in this process (a chat or a server asks many questions)."""
     with _loading:
-        return _load(path, device, dtype, int8)
+        return _load(path, device, dtype, quant, threads)
 
 
 @functools.lru_cache(maxsize=1)
-def _load(path: str, device: str, dtype: str, int8: bool):
+def _load(path: str, device: str, dtype: str, quant: str, threads: int):
     from lantern.runtime import load
+    from lantern.runtime.threads import use_threads
 
-    lm = load(path, device=device, dtype=dtype, int8=int8)
+    use_threads(threads)
+    lm = load(path, device=device, dtype=dtype, quant=quant)
     lm.lock = threading.RLock()
     return lm
 

@@ -104,6 +104,7 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of text."),
         as_events: bool = typer.Option(False, "--events", help="Print every event of the answer loop as it happens, one JSON object per line; the last is the answer."),
         session: str = typer.Option(None, "--session", help="Keep this conversation under a name: follow-ups see its earlier turns."),
+        quant: str = typer.Option(None, "--quant", help="Weights of the native model: none, int8 or int4 (smaller and faster on CPU, at an accuracy cost; default: the quant setting)."),
     ) -> None:
         """Answer a question from the knowledge base, with verified claims. Ctrl-C stops the answer.
 
@@ -118,7 +119,11 @@ def register(app: typer.Typer) -> None:
 
         if as_json and as_events:
             raise LanternError("--json and --events are two output formats; pick one.")
-        settings = common.settings(mode=mode, model=model, backend=backend)
+        settings = common.settings(mode=mode, model=model, backend=backend, quant=quant)
+        if settings.backend == "ouro" and settings.quant != "none":
+            from lantern.runtime.quantize import ACCURACY_NOTICE
+
+            common.notice(f"note: {ACCURACY_NOTICE[settings.quant]}")
         history = load_turns(settings.home, session) if session else None
         cancel = threading.Event()
         human = None if (as_json or as_events) else HumanOutput()

@@ -53,6 +53,7 @@ def register(app: typer.Typer) -> None:
         port: int = typer.Option(11434, "--port", help="Port (11434 is Ollama's, so Ollama clients find it)."),
         model: str = typer.Option(None, "--model", help="The Ouro model to serve: a short name, HF id or snapshot folder."),
         mode: str = typer.Option(None, "--mode", help="Default mode for requests that do not choose: deep or fast."),
+        quant: str = typer.Option(None, "--quant", help="Weights: none, int8 or int4 (smaller and faster on CPU, at an accuracy cost; default: the quant setting)."),
     ) -> None:
         """Serve the native LoopLM over Ollama- and OpenAI-compatible HTTP endpoints, and grounded answers under the
         model name `lantern` (the grounded_model setting).
@@ -66,8 +67,12 @@ def register(app: typer.Typer) -> None:
         from lantern.serve import token_from_env
         from lantern.serve.http_api import LanternAPI
 
-        settings = common.settings(model=model, mode=mode).model_copy(update={"backend": "ouro"})
-        lm = loaded(str(require(settings.model)), settings.device, settings.dtype, settings.int8)  # fails here, not at the first request
+        settings = common.settings(model=model, mode=mode, quant=quant).model_copy(update={"backend": "ouro"})
+        if settings.quant != "none":
+            from lantern.runtime.quantize import ACCURACY_NOTICE
+
+            common.notice(f"note: {ACCURACY_NOTICE[settings.quant]}")
+        lm = loaded(str(require(settings.model)), settings.device, settings.dtype, settings.quant, settings.threads)  # fails here, not at the first request
         api = LanternAPI(lm, settings, token_from_env(settings.serve_token_env), KnowledgeBase.open(settings))
         import uvicorn
 

@@ -164,7 +164,7 @@ def run_config(settings, suite: Suite) -> dict[str, Any]:
     if not suite.uses_model:
         return {"min_support": settings.min_support, "embed_model": settings.embed_model, "verifier_model": settings.verifier_model}
     return {"max_new_tokens": settings.max_new_tokens, "temperature": settings.temperature, "exit_threshold": settings.exit_threshold,
-            "dtype": settings.dtype, "int8": settings.int8, "device": settings.device, "top_k": settings.top_k,
+            "dtype": settings.dtype, "quant": settings.quant, "device": settings.device, "top_k": settings.top_k,
             "min_support": settings.min_support}
 
 

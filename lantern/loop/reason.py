@@ -197,5 +197,5 @@ def choose_reasoner(settings, embed: Callable[[list[str]], np.ndarray], require_
         )
     from lantern.backends.ouro import OuroReasoner, loaded
 
-    lm = loaded(str(found.path), settings.device, settings.dtype, settings.int8)
+    lm = loaded(str(found.path), settings.device, settings.dtype, settings.quant, settings.threads)
     return OuroReasoner(lm, settings, name=settings.model), None

@@ -1,4 +1,4 @@
-"""`lantern bench`: decode and prefill speed of the LoopLM runtime, next to the machine's own ceiling.
+"""`lantern bench`: decode and prefill speed of the LoopLM runtime, next to the machine's own ceilings.
 
 One run loads a checkpoint (a real one, or a random one of the official shapes: `--shape 1.4b`,
 created once under LANTERN_HOME/bench by a child process so it does not inflate this process's
@@ -6,20 +6,30 @@ memory peak), then measures, batch 1, greedy, EOS ignored:
 - prefill tok/s (prompt_len / time to the first token) and decode tok/s over the new tokens;
 - avg_exit_steps (1-based loop steps per decoded token) and, with `--gate-bias`, DEEP's savings
   on untrained weights;
-- achieved_gbps: weight and KV bytes the decode really read per second (mean over the run, and
-  the median token's);
-- gemv_gbps: the same weight matrices as bare matrix-vector products, one pass between every two
-  decoded tokens (the memory-bound ceiling of batch-1 decode on this machine, median pass), and
-  fraction_of_gemv_ceiling: the median over tokens of (token GB/s / the pass just before it), so a
-  shared machine's slow moments hit both sides of the ratio;
-- peak memory (RSS on CPU, allocated on CUDA) and load time and load peak / weight bytes;
-- with `--int8`, top-1 agreement of the int8 model with the unquantized one over fixed prompts.
+- bytes_per_token: the weight and KV bytes one decoded token must read (layer weights once per loop
+  step run, the KV prefix per step and layer, the output head once), and achieved_gbps, those bytes
+  per second (mean over the run, and the median token's);
+- read_gbps, the honest ceiling: the machine's streaming read bandwidth, a buffer of several
+  hundred MB (far larger than the caches) summed by 1..all cores' threads, a few passes between
+  every two decoded tokens (median per thread count, the best count taken); fraction_of_read_ceiling is the median over tokens of (token GB/s / the
+  read bandwidth measured just before it), so a shared machine's slow moments hit both sides;
+- gemv_gbps: the same weight matrices as bare matrix-vector products with the same kernels, one
+  pass between every two tokens, and fraction_of_gemv_ceiling: how close decode comes to its own
+  kernels (the rest is attention, norms, the exit gate and Python); the kernels' own distance from
+  read_gbps is what a better kernel or fewer bytes can win;
+- peak memory (RSS on CPU, allocated on CUDA) of the run itself (the read probe's buffer is not
+  counted), load time and load peak / weight bytes;
+- with `--quant int8|int4`, top-1 agreement of the quantized model with the unquantized one over
+  fixed prompts, measured afterwards in a child process that holds one model at a time, so the
+  speed run's memory peak is a user's.
 `--mode both` alternates FAST and DEEP runs (`--rounds` pairs) in one process and reports the
-median DEEP/FAST speed-up over the pairs against the target 0.85 x 4/d.
+median DEEP/FAST speed-up over the pairs against the target 0.85 x 4/d. `--profile` prints the
+share of a decoded token's time spent in each part (see profile.py).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import resource
 import statistics
@@ -33,6 +43,9 @@ import torch
 from torch import nn
 
 from lantern.runtime.generate import GenerationOptions, generate
+
+READ_BUFFER_MB = 512
+AGREEMENT_PROMPTS, AGREEMENT_PROMPT_LEN = 4, 32
 
 
 def peak_rss_mb() -> float:
@@ -57,6 +70,40 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
+class ReadCeiling:
+    """The machine's streaming read bandwidth: a buffer far larger than the caches, summed (a
+    reduction reads each byte once and does almost no arithmetic) by 1, 2, ... up to all of this
+    process's cores; the ceiling is the best of those thread counts, whatever decode itself uses."""
+
+    def __init__(self, device: torch.device, megabytes: int = READ_BUFFER_MB) -> None:
+        from lantern.runtime.threads import candidates
+
+        self.buffer = torch.ones(megabytes * 2**20 // 4, dtype=torch.float32, device=device)
+        self.bytes = self.buffer.numel() * 4
+        self.device = device
+        self.thread_counts = candidates() if device.type == "cpu" else [torch.get_num_threads()]
+
+    @torch.inference_mode()
+    def run_pass(self, passes: int = 3) -> float:
+        """GB/s: for each thread count the median of `passes` full reads, and the best of those."""
+        decode_threads = torch.get_num_threads()
+        best = 0.0
+        try:
+            for threads in self.thread_counts:
+                torch.set_num_threads(threads)
+                rates = []
+                for _ in range(passes):
+                    _sync(self.device)
+                    started = time.perf_counter()
+                    self.buffer.sum()
+                    _sync(self.device)
+                    rates.append(self.bytes / (time.perf_counter() - started) / 1e9)
+                best = max(best, statistics.median(rates))
+        finally:
+            torch.set_num_threads(decode_threads)
+        return best
+
+
 class GemvCeiling:
     """Bare matrix-vector products over every layer projection and the head, with the same weights
     and kernels as decode: one `run_pass()` reads all of them once and returns its GB/s."""
@@ -79,14 +126,24 @@ class GemvCeiling:
         return self.bytes / (time.perf_counter() - started) / 1e9
 
 
-def decode_run(lm, prompt: torch.Tensor, new_tokens: int, mode: str, threshold: float, ceiling: GemvCeiling | None = None) -> dict[str, Any]:
-    """Greedy decode, timing every token. With `ceiling`, one GEMV pass runs between tokens (outside
-    the tokens' time), so each token is compared with the machine's bandwidth at that moment."""
+def token_bytes(lm, prompt_len: int, index: int, steps: int) -> int:
+    """Bytes decoded token `index` (0-based, after the first) reads when it runs `steps` loop steps."""
+    model, config = lm.model, lm.config
+    layer_bytes = weight_bytes(model.model.layers) + weight_bytes(model.model.norm) + weight_bytes(model.model.early_exit_gate)
+    kv_per_position = 2 * config.num_key_value_heads * config.head_dim * model.model.embed_tokens.weight.element_size()
+    context = prompt_len + index + 1
+    return steps * (layer_bytes + config.num_hidden_layers * kv_per_position * context) + weight_bytes(model.lm_head)
+
+
+def decode_run(lm, prompt: torch.Tensor, new_tokens: int, mode: str, threshold: float, gemv: GemvCeiling | None = None,
+               read: ReadCeiling | None = None) -> dict[str, Any]:
+    """Greedy decode, timing every token. With the ceilings, one pass of each runs between tokens
+    (outside the tokens' time), so each token is compared with the machine at that moment."""
     opts = GenerationOptions(max_new_tokens=new_tokens, mode=mode, exit_threshold=threshold, stop_ids=set())
     device = lm.device
     _sync(device)
     started = time.perf_counter()
-    tokens, per_token_seconds, ceilings = [], [], []
+    tokens, per_token_seconds, gemv_rates, read_rates = [], [], [], []
     resumed = started
     for out in generate(lm.model, None, prompt, opts):  # the next token is computed only when resumed
         _sync(device)
@@ -94,65 +151,109 @@ def decode_run(lm, prompt: torch.Tensor, new_tokens: int, mode: str, threshold: 
         if tokens:
             per_token_seconds.append(now - resumed)
         tokens.append(out[0])
-        if ceiling is not None and len(tokens) < new_tokens:
-            ceilings.append(ceiling.run_pass())
+        if len(tokens) < new_tokens:
+            if gemv is not None:
+                gemv_rates.append(gemv.run_pass())
+            if read is not None:
+                read_rates.append(read.run_pass())
         resumed = time.perf_counter()
         if len(tokens) == 1:
             first_at = now - started
     decode_seconds = sum(per_token_seconds)
     decoded = tokens[1:]
-    config = lm.config
-    layer_bytes = weight_bytes(lm.model.model.layers) + weight_bytes(lm.model.model.norm) + weight_bytes(lm.model.model.early_exit_gate)
-    head_bytes = weight_bytes(lm.model.lm_head)
-    kv_per_position = 2 * config.num_key_value_heads * config.head_dim * lm.model.model.embed_tokens.weight.element_size()
-    per_token_bytes = []
-    for i, token in enumerate(decoded):
-        context = prompt.shape[1] + i + 1
-        steps = token.exit_step + 1
-        per_token_bytes.append(steps * (layer_bytes + config.num_hidden_layers * kv_per_position * context) + head_bytes)
-    avg_steps = sum(t.exit_step + 1 for t in decoded) / max(len(decoded), 1)
+    prefill = round(prompt.shape[1] / first_at, 2)
     if not decoded:
-        return {"mode": mode, "prefill_tok_s": round(prompt.shape[1] / first_at, 2), "decode_tok_s": None,
-                "avg_exit_steps": None, "achieved_gbps": None, "achieved_gbps_median": None}
+        return {"mode": mode, "prefill_tok_s": prefill, "decode_tok_s": None, "avg_exit_steps": None, "achieved_gbps": None}
+    per_token_bytes = [token_bytes(lm, prompt.shape[1], i, t.exit_step + 1) for i, t in enumerate(decoded)]
+    token_gbps = [b / t / 1e9 for b, t in zip(per_token_bytes, per_token_seconds)]
+
+    def median_fraction(ceilings: list[float]) -> float | None:
+        return round(statistics.median(g / c for g, c in zip(token_gbps, ceilings)), 3) if ceilings else None
+
     return {
         "mode": mode,
-        "prefill_tok_s": round(prompt.shape[1] / first_at, 2),
+        "prefill_tok_s": prefill,
         "decode_tok_s": round(len(decoded) / decode_seconds, 3),
         "decode_tok_s_median": round(1 / statistics.median(per_token_seconds), 3),
-        "avg_exit_steps": round(avg_steps, 3),
+        "avg_exit_steps": round(sum(t.exit_step + 1 for t in decoded) / len(decoded), 3),
+        "bytes_per_token": round(statistics.mean(per_token_bytes)),
         "achieved_gbps": round(sum(per_token_bytes) / decode_seconds / 1e9, 2),
-        "achieved_gbps_median": round(statistics.median(b / t for b, t in zip(per_token_bytes, per_token_seconds)) / 1e9, 2),
-        # Each token against the GEMV pass run just before it, so a shared machine's slow moments hit both.
-        "fraction_of_gemv_ceiling": round(statistics.median(b / t / 1e9 / c for b, t, c in zip(per_token_bytes, per_token_seconds, ceilings)), 3) if ceilings else None,
-        "gemv_gbps": round(statistics.median(ceilings), 2) if ceilings else None,
+        "achieved_gbps_median": round(statistics.median(token_gbps), 2),
+        "read_gbps": round(statistics.median(read_rates), 2) if read_rates else None,
+        "fraction_of_read_ceiling": median_fraction(read_rates),
+        "gemv_gbps": round(statistics.median(gemv_rates), 2) if gemv_rates else None,
+        "fraction_of_gemv_ceiling": median_fraction(gemv_rates),
     }
 
 
-def int8_agreement(reference_lm, quantized_lm, prompts: list[torch.Tensor]) -> dict[str, float]:
-    """Top-1 agreement of the final-step logits at every prompt position, and their relative error."""
-    agree = total = 0
-    errors = []
-    for ids in prompts:
-        a, _ = reference_lm.step_logits(ids)
-        b, _ = quantized_lm.step_logits(ids)
-        agree += int((a[-1].argmax(-1) == b[-1].argmax(-1)).sum())
-        total += a[-1].argmax(-1).numel()
-        errors.append(float((a[-1] - b[-1]).norm() / a[-1].norm()))
-    return {"int8_top1_agreement": round(agree / total, 4), "int8_logits_rel_error": round(sum(errors) / len(errors), 4)}
+def fixed_prompts(vocab_size: int, count: int = AGREEMENT_PROMPTS, length: int = AGREEMENT_PROMPT_LEN, seed: int = 1) -> list[torch.Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    return [torch.randint(3, min(vocab_size, 4096), (1, length), generator=gen) for _ in range(count)]
 
 
-def run(model: str | None, shape: str | None, prompt_len: int, new_tokens: int, mode: str, int8: bool, gate_bias: float,
-        threshold: float, device: str, dtype: str, home: Path, threads: int | None = None, rounds: int = 3) -> dict[str, Any]:
+def final_step_logits(path, device: str, dtype: str, quant: str) -> list[torch.Tensor]:
+    """Last-loop-step logits of the fixed prompts from one model, loaded, used and dropped."""
+    from lantern.runtime.loader import load
+
+    lm = load(path, device=device, dtype=dtype, quant=quant)
+    out = [lm.step_logits(ids)[0][-1].float().cpu() for ids in fixed_prompts(lm.config.vocab_size)]
+    del lm
+    return out
+
+
+def compare_logits(reference: list[torch.Tensor], other: list[torch.Tensor]) -> tuple[float, float]:
+    """(top-1 agreement over every prompt position, mean relative error of the logits)."""
+    agree = sum(int((a.argmax(-1) == b.argmax(-1)).sum()) for a, b in zip(reference, other))
+    total = sum(a.argmax(-1).numel() for a in reference)
+    errors = [float((a - b).norm() / a.norm()) for a, b in zip(reference, other)]
+    return round(agree / total, 4), round(sum(errors) / len(errors), 4)
+
+
+def agreement(path, device: str, dtype: str, quant: str, threads: int = 0) -> dict[str, Any]:
+    """Top-1 agreement of `quant` with the unquantized model (and, as the noise floor, of `dtype`
+    with float32). One model is held at a time: a bf16 and a float32 1.4B together would be 8.6 GB."""
+    from lantern.runtime.threads import use_threads
+
+    use_threads(threads)
+    plain = final_step_logits(path, device, dtype, "none")
+    quantized = final_step_logits(path, device, dtype, quant)
+    top1, error = compare_logits(plain, quantized)
+    result = {f"{quant}_top1_agreement": top1, f"{quant}_logits_rel_error": error}
+    if dtype != "float32":
+        # The noise floor: how much plain bf16 rounding alone moves the same logits (vs float32).
+        # Random weights make the 96 layer applications chaotic, so both numbers are pessimistic.
+        top1, error = compare_logits(final_step_logits(path, device, "float32", "none"), plain)
+        result |= {f"{dtype}_vs_float32_top1_agreement": top1, f"{dtype}_vs_float32_logits_rel_error": error}
+    return result | {"agreement_peak_mem_mb": round(peak_rss_mb(), 1)}
+
+
+def agreement_in_child(path, device: str, dtype: str, quant: str, threads: int = 0) -> dict[str, Any]:
+    """`agreement` in a separate process, so the speed run never holds the unquantized copies."""
+    code = ("import json, sys; from lantern.runtime.bench import agreement; "
+            f"print(json.dumps(agreement({str(path)!r}, {device!r}, {dtype!r}, {quant!r}, {threads!r})))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    if done.returncode != 0:
+        return {"agreement_error": (done.stderr.strip().splitlines() or ["agreement step failed"])[-1]}
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def run(model: str | None, shape: str | None, prompt_len: int, new_tokens: int, mode: str, quant: str, gate_bias: float,
+        threshold: float, device: str, dtype: str, home: Path, threads: int | None = None, rounds: int = 3,
+        profile: bool = False, agreement_check: bool = True) -> dict[str, Any]:
+    """One benchmark run; `quant` may list several modes ("none,int8,int4"): see `compare_quant`."""
     from lantern.runtime.loader import load, resolve_device
+    from lantern.runtime.threads import use_threads
 
-    if threads:
-        torch.set_num_threads(threads)
+    chosen_threads = use_threads(threads or 0)
     path = random_checkpoint_dir(home, shape) if shape else model
+    if "," in quant:
+        return compare_quant(path, shape, prompt_len, new_tokens, mode, quant.split(","), gate_bias, threshold, device, dtype,
+                             chosen_threads, rounds, agreement_check)
     from transformers import PreTrainedTokenizerFast  # noqa: F401  (import cost is not load cost)
 
     rss_before = peak_rss_mb()
     started = time.perf_counter()
-    lm = load(path, device=device, dtype=dtype, int8=int8)
+    lm = load(path, device=device, dtype=dtype, quant=quant)
     load_seconds = time.perf_counter() - started
     dev = resolve_device(device)
     weights = weight_bytes(lm.model)
@@ -163,16 +264,19 @@ def run(model: str | None, shape: str | None, prompt_len: int, new_tokens: int, 
     gen = torch.Generator().manual_seed(0)
     prompt = torch.randint(3, min(lm.config.vocab_size, 4096), (1, prompt_len), generator=gen).to(dev)
     decode_run(lm, prompt[:, :8], 3, "fast", threshold)  # warm-up: kernels, allocator, page cache
-    ceiling = GemvCeiling(lm.model, dev)
-    ceiling.run_pass()
+    gemv = GemvCeiling(lm.model, dev)
+    gemv.run_pass()
+    peak_before_probe = peak_rss_mb()
+    read = ReadCeiling(dev)
+    read.run_pass()
     result: dict[str, Any] = {
-        "model": str(path), "shape": shape, "dtype": dtype, "int8": int8, "device": _device_name(dev),
-        "threads": torch.get_num_threads(), "prompt_len": prompt_len, "new_tokens": new_tokens, "gate_bias": gate_bias,
-        "exit_threshold": threshold, "weight_gb": round(weights / 1e9, 3), "load_seconds": round(load_seconds, 2),
+        "model": str(path), "shape": shape, "dtype": dtype, "quant": quant, "device": _device_name(dev),
+        "threads": chosen_threads, "threads_setting": threads or "measured", "prompt_len": prompt_len, "new_tokens": new_tokens,
+        "gate_bias": gate_bias, "exit_threshold": threshold, "weight_gb": round(weights / 1e9, 3), "load_seconds": round(load_seconds, 2),
         "load_peak_over_weights": round(load_peak * 2**20 / weights, 3) if dev.type == "cpu" else None,
     }
     modes = ["fast", "deep"] if mode == "both" else [mode]
-    runs = {m: decode_run(lm, prompt, new_tokens, m, threshold, ceiling) for m in modes}
+    runs = {m: decode_run(lm, prompt, new_tokens, m, threshold, gemv, read) for m in modes}
     speedups = []
     if mode == "both":
         # A shared machine drifts between runs, so the ratio comes from alternating pairs of runs.
@@ -182,6 +286,7 @@ def run(model: str | None, shape: str | None, prompt_len: int, new_tokens: int, 
             deep = decode_run(lm, prompt, new_tokens, "deep", threshold)
             speedups.append(deep["decode_tok_s"] / fast["decode_tok_s"])
     result["gemv_gbps"] = statistics.median(r["gemv_gbps"] for r in runs.values() if r["gemv_gbps"])
+    result["read_gbps"] = statistics.median(r["read_gbps"] for r in runs.values() if r["read_gbps"])
     if mode == "both":
         result["runs"] = runs
         d = runs["deep"]["avg_exit_steps"]
@@ -190,21 +295,109 @@ def run(model: str | None, shape: str | None, prompt_len: int, new_tokens: int, 
         result["deep_speedup_target"] = round(0.85 * lm.config.num_steps / d, 3)
     else:
         result |= runs[mode]
-    if int8:
-        plain = load(path, device=device, dtype=dtype)
-        prompts = [torch.randint(3, min(lm.config.vocab_size, 4096), (1, 32), generator=gen).to(dev) for _ in range(4)]
-        result |= int8_agreement(plain, lm, prompts)
-        if dtype != "float32":
-            # The noise floor: how much plain bf16 rounding alone moves the same logits (vs float32).
-            # Random weights make the 96 layer applications chaotic, so both numbers are pessimistic.
-            exact = load(path, device=device, dtype="float32")
-            control = int8_agreement(exact, plain, prompts)
-            result |= {f"{dtype}_vs_float32_top1_agreement": control["int8_top1_agreement"],
-                       f"{dtype}_vs_float32_logits_rel_error": control["int8_logits_rel_error"]}
-            del exact
-        del plain
-    result["peak_mem_mb"] = round(peak_rss_mb() if dev.type == "cpu" else torch.cuda.max_memory_allocated() / 2**20, 1)
+    if profile:
+        from lantern.runtime.profile import profile_decode
+
+        result["profile"] = profile_decode(lm, prompt, min(new_tokens, 8), "fast" if mode == "both" else mode, threshold)
+    if dev.type == "cpu":
+        # The read probe's buffer stays resident from its allocation on, so it is taken back out.
+        result["peak_mem_mb"] = round(max(peak_before_probe, peak_rss_mb() - read.bytes / 2**20), 1)
+    else:
+        result["peak_mem_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+    del read, gemv, lm
+    if quant != "none" and agreement_check:
+        result |= agreement_in_child(path, device, dtype, quant, chosen_threads)
     return result
+
+
+def compare_quant(path, shape: str | None, prompt_len: int, new_tokens: int, mode: str, quants: list[str], gate_bias: float,
+                  threshold: float, device: str, dtype: str, threads: int, rounds: int, agreement_check: bool) -> dict[str, Any]:
+    """Several quantization modes side by side in one process: every model is loaded, then each
+    round decodes once with each (the ratios are medians of per-round ratios to the first mode, so
+    a shared machine's drift hits all of them). The memory peak here is all models together; a
+    user's is in a single-mode run."""
+    from lantern.runtime.loader import load, resolve_device
+
+    if mode == "both":
+        raise ValueError("compare quantization modes with --mode fast or --mode deep (run --mode both per mode)")
+    dev = resolve_device(device)
+    models = {}
+    for quant in quants:
+        models[quant] = load(path, device=device, dtype=dtype, quant=quant)
+        if gate_bias:
+            with torch.no_grad():
+                models[quant].model.model.early_exit_gate.bias += gate_bias
+    gen = torch.Generator().manual_seed(0)
+    prompt = torch.randint(3, min(models[quants[0]].config.vocab_size, 4096), (1, prompt_len), generator=gen).to(dev)
+    for lm in models.values():
+        decode_run(lm, prompt[:, :8], 3, "fast", threshold)  # warm-up
+    read = ReadCeiling(dev)
+    per_round: dict[str, list[dict[str, Any]]] = {q: [] for q in quants}
+    for _ in range(rounds):
+        for quant, lm in models.items():
+            per_round[quant].append(decode_run(lm, prompt, new_tokens, mode, threshold, None, read))
+    base = quants[0]
+    result: dict[str, Any] = {"model": str(path), "shape": shape, "dtype": dtype, "quant": ",".join(quants), "device": _device_name(dev),
+                              "threads": threads, "prompt_len": prompt_len, "new_tokens": new_tokens, "mode": mode, "rounds": rounds,
+                              "gate_bias": gate_bias, "by_quant": {}}
+    for quant, runs in per_round.items():
+        row = {key: round(statistics.median(r[key] for r in runs), 3)
+               for key in ("decode_tok_s", "prefill_tok_s", "avg_exit_steps", "achieved_gbps", "read_gbps", "fraction_of_read_ceiling")}
+        row["bytes_per_token"] = runs[0]["bytes_per_token"]
+        row["weight_gb"] = round(weight_bytes(models[quant].model) / 1e9, 3)
+        if quant != base:
+            row["decode_speedup"] = round(statistics.median(r["decode_tok_s"] / b["decode_tok_s"] for r, b in zip(runs, per_round[base])), 3)
+            row["prefill_speedup"] = round(statistics.median(r["prefill_tok_s"] / b["prefill_tok_s"] for r, b in zip(runs, per_round[base])), 3)
+            row["decode_speedup_each_round"] = [round(r["decode_tok_s"] / b["decode_tok_s"], 3) for r, b in zip(runs, per_round[base])]
+        result["by_quant"][quant] = row
+    result["peak_mem_mb_all_models"] = round(peak_rss_mb() - read.bytes / 2**20, 1) if dev.type == "cpu" else None
+    del read, models
+    if agreement_check:
+        for quant in quants:
+            if quant != "none":
+                result["by_quant"][quant] |= agreement_in_child(path, device, dtype, quant, threads)
+    return result
+
+
+def summary(result: dict[str, Any]) -> list[str]:
+    """The human-readable lines of a result (the --json output carries everything)."""
+    lines = [f"{result['model']}  {result['dtype']}, quant {result['quant']}, {result['device']}, {result['threads']} thread(s), "
+             f"prompt {result['prompt_len']}, {result['new_tokens']} new tokens"]
+    if "by_quant" in result:
+        lines.append(f"{result['mode'].upper()}, medians of {result['rounds']} rounds, each round every mode once:")
+        for quant, row in result["by_quant"].items():
+            ratio = f" = {row['decode_speedup']:.2f}x decode, {row['prefill_speedup']:.2f}x prefill" if "decode_speedup" in row else ""
+            agree = f"; top-1 agreement {row[f'{quant}_top1_agreement']:.3f}" if f"{quant}_top1_agreement" in row else ""
+            lines.append(f"  {quant:5} decode {row['decode_tok_s']:.2f} tok/s, prefill {row['prefill_tok_s']:.1f} tok/s{ratio}; "
+                         f"{row['bytes_per_token'] / 1e9:.2f} GB/token, {row['fraction_of_read_ceiling']:.2f} of the read ceiling "
+                         f"({row['read_gbps']:.1f} GB/s){agree}")
+        return lines
+    runs = result.get("runs") or {result["mode"]: result}
+    for name, r in runs.items():
+        if r.get("decode_tok_s") is None:
+            lines.append(f"{name.upper():4}  prefill {r['prefill_tok_s']} tok/s; too few tokens to time decode")
+            continue
+        lines.append(
+            f"{name.upper():4}  decode {r['decode_tok_s']:.2f} tok/s (median token {r['decode_tok_s_median']:.2f}), "
+            f"{r['avg_exit_steps']:.2f} loop steps/token, prefill {r['prefill_tok_s']:.1f} tok/s")
+        lines.append(
+            f"      {r['bytes_per_token'] / 1e9:.2f} GB read per token: {r['achieved_gbps']:.1f} GB/s = "
+            f"{r['fraction_of_read_ceiling']:.2f} of the read ceiling ({r['read_gbps']:.1f} GB/s), "
+            f"{r['fraction_of_gemv_ceiling']:.2f} of the GEMV kernels' ({r['gemv_gbps']:.1f} GB/s)")
+    if "deep_speedup" in result:
+        lines.append(f"DEEP/FAST {result['deep_speedup']:.2f}x (pairs {result['deep_speedup_each_pair']}), target {result['deep_speedup_target']:.2f}x")
+    lines.append(f"weights {result['weight_gb']:.2f} GB, loaded in {result['load_seconds']:.1f} s, peak memory {result['peak_mem_mb'] / 1024:.2f} GB")
+    quant = result["quant"]
+    if f"{quant}_top1_agreement" in result:
+        lines.append(f"{quant} top-1 agreement with unquantized {result[f'{quant}_top1_agreement']:.3f} "
+                     f"(logit rel. error {result[f'{quant}_logits_rel_error']:.3f}); measured in a separate process")
+    if "agreement_error" in result:
+        lines.append(f"agreement step failed: {result['agreement_error']}")
+    if "profile" in result:
+        from lantern.runtime.profile import profile_table
+
+        lines += profile_table(result["profile"])
+    return lines
 
 
 def _device_name(device: torch.device) -> str:

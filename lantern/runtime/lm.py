@@ -22,6 +22,9 @@ from lantern.runtime.model import OuroForCausalLM
 
 
 class LoopLM:
+    quant = "none"
+    """Weight quantization the loader applied: none, int8 or int4."""
+
     def __init__(self, model: OuroForCausalLM, tokenizer, config: OuroConfig, name: str, stop_ids: set[int], snapshot: Path | None = None) -> None:
         self.model = model
         self.tokenizer = tokenizer

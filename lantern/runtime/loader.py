@@ -7,15 +7,23 @@ and shape is checked against the config before anything is built, and a truncate
 gets a one-line CheckpointError instead of a stack trace. Sharded snapshots (with
 model.safetensors.index.json) load the same way.
 
+With `quant` int8 or int4 the projection weights are never converted or read: their quantized
+copies come from an artifact made once per checkpoint (LANTERN_HOME/quantized/), and the first
+time they are made from the mapped file one tensor at a time, each tensor's pages dropped again
+(`release_pages`), so an int4 process never holds the bf16 weights. The same release keeps a
+float32 load of a bf16 file from holding both copies.
+
 This module knows nothing about generation.
 """
 
 from __future__ import annotations
 
+import ctypes
 import json
 import logging
 import mmap
 import struct
+import weakref
 from pathlib import Path
 
 import torch
@@ -69,6 +77,8 @@ def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
             raise CheckpointError(f"{path} has a corrupt safetensors header; re-download it.") from None
         data_start = 8 + header_len
         mapped = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_COPY) if size > data_start else None
+        if mapped is not None:
+            _remember_mapping(mapped, size)
     tensors: dict[str, torch.Tensor] = {}
     for name, info in header.items():
         if name == "__metadata__":
@@ -95,6 +105,73 @@ def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
             raw = bytearray(mapped[data_start + begin : data_start + end])
             tensors[name] = torch.frombuffer(raw, dtype=dtype).view(shape)
     return tensors
+
+
+_MAPPED: list[tuple[int, int]] = []
+"""Address ranges of the files this module mapped: the only memory `release_pages` may drop."""
+_MADV_DONTNEED = 4
+_libc = ctypes.CDLL(None, use_errno=True) if hasattr(mmap, "MADV_DONTNEED") else None
+
+
+def _remember_mapping(mapped: mmap.mmap, size: int) -> None:
+    view = ctypes.c_char.from_buffer(mapped)
+    span = (ctypes.addressof(view), ctypes.addressof(view) + size)
+    del view  # a live export would keep the mapping from ever closing
+    _MAPPED.append(span)
+    # Once unmapped, the range may hold heap memory: forget it the moment the mapping goes.
+    weakref.finalize(mapped, _MAPPED.remove, span)
+
+
+def release_pages(tensor: torch.Tensor) -> None:
+    """Drop the whole pages of a tensor read from a file mapping out of this process's memory.
+    The mapping is private and never written, so a later read simply faults them in from the file
+    again. Tensors not inside a mapping made here are left alone (on heap memory the same call would
+    zero them)."""
+    if _libc is None or tensor.device.type != "cpu" or tensor.numel() == 0:
+        return
+    start = tensor.data_ptr()
+    end = start + tensor.numel() * tensor.element_size()
+    if not any(low <= start and end <= high for low, high in _MAPPED):
+        return
+    page = mmap.PAGESIZE
+    first, last = -(-start // page) * page, end // page * page
+    if last > first:
+        _libc.madvise(ctypes.c_void_p(first), ctypes.c_size_t(last - first), _MADV_DONTNEED)
+
+
+_DTYPE_NAMES = {dtype: name for name, dtype in _DTYPES.items()}
+
+
+ALIGN = 64
+"""Byte alignment of every tensor in the files we write: the fused int8 kernel crashes on weights
+that are not 64-byte aligned, and aligned tensors can be used straight from the mapping."""
+
+
+def write_safetensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
+    """Write a standard .safetensors file one tensor at a time (safetensors' own save_file first
+    makes a bytes copy of every tensor, which would double a quantized model's memory peak), every
+    tensor starting ALIGN-aligned: the format allows no gaps, so small `__padding_N` tensors fill them."""
+    header: dict[str, object] = {"__metadata__": metadata}
+    layout: list[torch.Tensor] = []
+    offset = 0
+    for name, tensor in tensors.items():
+        gap = -offset % ALIGN
+        if gap:
+            header[f"__padding_{len(layout)}"] = {"dtype": "U8", "shape": [gap], "data_offsets": [offset, offset + gap]}
+            layout.append(torch.zeros(gap, dtype=torch.uint8))
+            offset += gap
+        size = tensor.numel() * tensor.element_size()
+        header[name] = {"dtype": _DTYPE_NAMES[tensor.dtype], "shape": list(tensor.shape), "data_offsets": [offset, offset + size]}
+        layout.append(tensor)
+        offset += size
+    encoded = json.dumps(header, separators=(",", ":")).encode()
+    encoded += b" " * (-(8 + len(encoded)) % ALIGN)  # the data starts aligned too (mappings start on a page)
+    with path.open("wb") as handle:
+        handle.write(struct.pack("<Q", len(encoded)))
+        handle.write(encoded)
+        for tensor in layout:
+            if tensor.numel():
+                handle.write(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().data)
 
 
 def read_weights(snapshot: Path) -> dict[str, torch.Tensor]:
@@ -169,59 +246,98 @@ def stop_token_ids(snapshot: Path, tokenizer) -> set[int]:
     return ids
 
 
-def int8_artifact(snapshot: Path) -> Path:
-    """Where the int8 weights of this exact checkpoint (path, sizes, times) are kept."""
+def quant_artifact(snapshot: Path, mode: str) -> Path:
+    """Where the `mode` (int8, int4) weights of this exact checkpoint (path, sizes, times) are kept."""
     import hashlib
 
+    from lantern.runtime.quantize import INT4_GROUP
     from lantern.settings import default_home
 
     files = sorted(p for p in snapshot.iterdir() if p.name.endswith(".safetensors"))
     key = "|".join(f"{p.resolve()}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in files)
-    return default_home() / "quantized" / hashlib.sha1(key.encode()).hexdigest()[:16] / "model-int8.safetensors"
+    # "-v2": int8 artifacts written before write_safetensors were unaligned, and every unaligned
+    # tensor had to be copied out of the mapping (twice the memory); those are made again once.
+    name = "model-int8-v2.safetensors" if mode == "int8" else f"model-int4-g{INT4_GROUP}.safetensors"
+    return default_home() / "quantized" / hashlib.sha1(key.encode()).hexdigest()[:16] / name
 
 
-def _make_int8(model, snapshot: Path) -> None:
-    """int8 weights from the saved artifact when there is a good one, else quantize now and save them."""
-    from safetensors.torch import save_file
+def _quantized_from_artifact(model, artifact: Path, mode: str, dtype: torch.dtype, device: torch.device) -> bool:
+    from lantern.runtime.quantize import apply
 
-    from lantern.runtime.quantize import apply_int8, quantize_int8
+    if not artifact.exists():
+        return False
+    try:
+        return apply(model, mode, read_safetensors(artifact), dtype, device)
+    except (CheckpointError, OSError, ValueError, struct.error) as exc:
+        log.warning("ignoring unusable %s artifact %s: %s", mode, artifact, exc)
+        return False
 
-    artifact = int8_artifact(snapshot)
-    if artifact.exists():
-        try:
-            if apply_int8(model, read_safetensors(artifact)):
-                return
-        except CheckpointError as exc:
-            log.warning("ignoring unusable int8 artifact %s: %s", artifact, exc)
-    tensors = quantize_int8(model)
+
+def _make_quantized(model, snapshot: Path, mode: str, originals: dict[str, torch.Tensor], dtype: torch.dtype, device: torch.device) -> None:
+    """Quantized Linears from the saved artifact when there is a good one, else quantize now (one
+    original tensor at a time, its pages released after) and save them for next time."""
+    from lantern.runtime.quantize import quantize
+
+    artifact = quant_artifact(snapshot, mode)
+    if _quantized_from_artifact(model, artifact, mode, dtype, device):
+        return
+    tensors = quantize(model, mode, originals, dtype, device, release=release_pages)
+    metadata = {"format": "pt", "quantization": f"{mode} weight-only (lantern.runtime.quantize)"}
     try:
         artifact.parent.mkdir(parents=True, exist_ok=True)
         partial = artifact.with_suffix(".partial")
-        save_file(tensors, str(partial), metadata={"format": "pt", "quantization": "int8 weight-only, per output channel"})
+        write_safetensors(partial, tensors, metadata)
         partial.replace(artifact)  # atomic: a killed save never leaves a half artifact under the real name
     except OSError as exc:
-        log.warning("could not save int8 weights to %s (%s); they will be quantized again next time", artifact, exc)
+        log.warning("could not save %s weights to %s (%s); they will be quantized again next time", mode, artifact, exc)
 
 
-def load(path_or_id: str | Path, device: str | torch.device = "cpu", dtype: str | torch.dtype = torch.bfloat16, int8: bool = False):
-    """Load an Ouro snapshot (directory, HF id or short name) as a LoopLM ready to generate."""
+def resolve_quant(quant: str | None, int8: bool = False) -> str:
+    """The quantization mode from `quant` (none, int8, int4) and the older int8 flag."""
+    from lantern.runtime.quantize import MODES
+
+    quant = quant or ("int8" if int8 else "none")
+    if quant not in MODES:
+        raise CheckpointError(f"unknown quantization {quant!r}; use none, int8 or int4.")
+    return quant
+
+
+def load(path_or_id: str | Path, device: str | torch.device = "cpu", dtype: str | torch.dtype = torch.bfloat16, int8: bool = False,
+         quant: str | None = None):
+    """Load an Ouro snapshot (directory, HF id or short name) as a LoopLM ready to generate.
+    `quant`: none, int8 or int4 weight-only quantization (`int8=True` is the older spelling of int8)."""
     from lantern.runtime.lm import LoopLM
     from lantern.runtime.model import OuroForCausalLM
+    from lantern.runtime.quantize import quantized_weight_names
 
+    quant = resolve_quant(quant, int8)
     snapshot = require(str(path_or_id))
     dtype = parse_dtype(dtype)
     device = resolve_device(device)
+    if quant == "int4" and device.type != "cpu":
+        raise CheckpointError(f"int4 weights run on the CPU only (torch's packed int4 kernel); use --quant int8 or none on {device}.")
     config = OuroConfig.from_json(snapshot / "config.json")
     tensors = check_tensors(read_weights(snapshot), config, snapshot)
-    state = {}
-    for name, tensor in tensors.items():
-        target = tensor.to(device=device, dtype=dtype if tensor.is_floating_point() else tensor.dtype)
-        state[name] = target
     with torch.device("meta"):
         model = OuroForCausalLM(config)
+    replaced = quantized_weight_names(model, quant)
+    state = {}
+    for name, tensor in tensors.items():
+        if name in replaced:
+            state[name] = tensor  # a placeholder, never read: its quantized copy replaces it below
+            continue
+        state[name] = tensor.to(device=device, dtype=dtype if tensor.is_floating_point() else tensor.dtype)
+        if state[name].data_ptr() != tensor.data_ptr():
+            release_pages(tensor)  # converted or moved: the mapped original is not needed in memory
     model.load_state_dict(state, assign=True, strict=True)
     model.eval().requires_grad_(False)
-    if int8:
-        _make_int8(model, snapshot)
+    if quant != "none":
+        _make_quantized(model, snapshot, quant, tensors, dtype, device)
+    if device.type == "cpu" and dtype == torch.bfloat16:
+        from lantern.runtime.kernels import install
+
+        install(model)  # the native bf16 matrix-vector kernel, where the CPU has one (kernels.py)
     tokenizer = load_tokenizer(snapshot)
-    return LoopLM(model, tokenizer, config, name=str(path_or_id), stop_ids=stop_token_ids(snapshot, tokenizer), snapshot=snapshot)
+    lm = LoopLM(model, tokenizer, config, name=str(path_or_id), stop_ids=stop_token_ids(snapshot, tokenizer), snapshot=snapshot)
+    lm.quant = quant
+    return lm

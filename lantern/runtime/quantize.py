@@ -1,29 +1,69 @@
-"""int8 weight-only quantization, per output channel, for memory-constrained machines.
+"""Weight-only quantization for memory-bound decode: int8 per output channel, int4 per group.
 
-`quantize_weight(w)` -> (int8 weights, one scale per output row): w ~= q * scale, with
-scale = max|row| / 127. `Int8Linear` swaps in for nn.Linear: on CPU with bf16/fp32 activations it
-calls PyTorch's fused int8 matrix kernel (`torch._weight_int8pack_mm`), which reads half the bytes
-of bf16 weights; elsewhere it dequantizes on the fly. `quantize_int8(model)` converts every
-projection and the output head in place (the 1-output exit gate stays in full precision) and
-returns the int8 tensors, which the loader saves once per checkpoint (LANTERN_HOME/quantized/) and
-maps back with `apply_int8` on later loads, so int8 loads skip quantizing and never touch the
-bf16 projection weights.
-The accuracy cost is measured, not assumed: `lantern bench --int8` reports top-1 agreement with
-the unquantized model over a fixed prompt set.
+Batch-1 decode reads every layer weight once per loop step, so its speed is (bytes per token) /
+(read bandwidth): fewer bytes per weight is the lever. Two schemes, chosen by the `quant` setting:
+
+- int8: w ~= q * scale, q in [-127, 127], one scale per output row (scale = max|row| / 127).
+- int4: w ~= (q - 8) * scale + zero, q in [0, 15], one (scale, zero) pair per group of
+  `INT4_GROUP` consecutive input columns of a row (asymmetric; each group's range is shrunk by
+  the factor of `CLIP_RATIOS` that minimises its squared error, since clipping the rare extreme
+  weight buys finer steps for all the others). Scale and zero are rounded to bf16 before the
+  codes are chosen, so the codes fit the scales the kernel really uses.
+
+`Int8Linear` and `Int4Linear` swap in for nn.Linear. One-row products (decode) read the small
+weights directly: int8 through PyTorch's fused kernel (`torch._weight_int8pack_mm`), int4 through
+Lantern's native kernel (kernels.py; bf16 models on CPUs with AVX-512 BF16) or else PyTorch's
+(`torch.ops.aten._weight_int4pack_mm_for_cpu`). Prompts' many rows go to the ordinary matrix
+kernel over the weight converted back to the activation dtype, 1024 rows at a time into one reused
+buffer (the fused int8 kernel works row by row, 3-5x slower there). int4 runs on CPU only.
+
+What gets quantized (`plan`): every attention and MLP projection; the output head is int8 in both
+modes (in int4 it would save 7% of a token's bytes, and its error lands on the logits directly);
+embeddings and the 1-output exit gate stay in the model's dtype. A projection whose input width is not a whole number of
+64-column groups, or whose output width is not a multiple of 16, falls back to int8.
+
+`quantize(model, mode)` converts a model in place and returns the tensors the loader saves once
+per checkpoint (LANTERN_HOME/quantized/); `apply(model, mode, tensors)` swaps the saved tensors back
+in. The int4 tensors are stored in Lantern's own layout (`pack_int4`), the same on every CPU.
+The accuracy cost is measured, not assumed: `lantern bench --quant int8|int4` reports
+top-1 agreement with the unquantized model, in a separate process (see bench.py).
 """
 
 from __future__ import annotations
+
+import threading
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+MODES = ("none", "int8", "int4")
+INT4_GROUP = 64
+"""Input columns sharing one (scale, zero) pair (the native kernel's layout is built on it). On
+Gaussian weights the relative error is 0.076 with groups of 32, 0.086 with 64, 0.095 with 128."""
+CLIP_RATIOS = (1.0, 0.95, 0.9, 0.85, 0.8)
+MATRIX_KERNEL_ROWS = 8
+"""From this many input rows on (a prompt), int8 converts its codes and uses the ordinary matrix kernel."""
 
+ACCURACY_NOTICE = {
+    "int8": "int8 weights: about half the bytes of bf16 per token; next-token choices can differ from bf16 "
+            "(measure it with `lantern bench --quant int8`, which reports top-1 agreement).",
+    "int4": "int4 weights: about a quarter of the bytes of bf16 per token, at a visible accuracy cost "
+            "(some next-token choices differ from bf16; `lantern bench --quant int4` reports top-1 agreement); "
+            "use --quant int8 or none when answers matter more than speed.",
+}
+
+
+# --- int8 -------------------------------------------------------------------------------------
 def quantize_weight(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    w = weight.float()
-    scale = w.abs().amax(dim=1).clamp(min=1e-8) / 127.0
-    q = torch.round(w / scale[:, None]).clamp(-127, 127).to(torch.int8)
-    return q, scale
+    """w [N, K] -> (int8 codes [N, K], fp32 scale [N]) with w ~= q * scale."""
+    codes, scales = [], []
+    for rows in weight.split(4096):  # float32 temporaries of a 49k-row head would be 1.4 GB at once
+        w = rows.float()
+        scale = w.abs().amax(dim=1).clamp(min=1e-8) / 127.0
+        codes.append(torch.round(w / scale[:, None]).clamp(-127, 127).to(torch.int8))
+        scales.append(scale)
+    return torch.cat(codes), torch.cat(scales)
 
 
 class Int8Linear(nn.Module):
@@ -33,15 +73,167 @@ class Int8Linear(nn.Module):
         self.register_buffer("scale", scale.to(dtype))
         self.in_features, self.out_features = q.shape[1], q.shape[0]
 
+    def dequantized(self, dtype: torch.dtype) -> torch.Tensor:
+        return self.weight_int8.to(dtype) * self.scale.to(dtype)[:, None]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shape = x.shape
-        if x.device.type == "cpu" and x.dtype in (torch.bfloat16, torch.float32, torch.float16):
-            out = torch._weight_int8pack_mm(x.reshape(-1, self.in_features), self.weight_int8, self.scale.to(x.dtype))
-            return out.reshape(*shape[:-1], self.out_features)
-        return F.linear(x, self.weight_int8.to(x.dtype)) * self.scale.to(x.dtype)
+        rows = x.reshape(-1, self.in_features)
+        if x.device.type == "cpu" and x.dtype in (torch.bfloat16, torch.float32, torch.float16) and rows.shape[0] < MATRIX_KERNEL_ROWS:
+            out = torch._weight_int8pack_mm(rows, self.weight_int8, self.scale.to(x.dtype))
+        else:
+            out = _codes_matmul(rows, self.weight_int8) * self.scale.to(x.dtype)
+        return out.reshape(*shape[:-1], self.out_features)
 
 
-def _quantizable(model: nn.Module):
+_scratch = threading.local()
+CHUNK_ROWS = 1024
+
+
+def _scratch_buffer(columns: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """One reused [CHUNK_ROWS, columns] buffer per thread, width and dtype."""
+    buffers = getattr(_scratch, "buffers", None)
+    if buffers is None:
+        buffers = _scratch.buffers = {}
+    key = (columns, dtype, device)
+    if key not in buffers:
+        buffers[key] = torch.empty(CHUNK_ROWS, columns, dtype=dtype, device=device)
+    return buffers[key]
+
+
+def _chunked_matmul(x: torch.Tensor, rows: int, fill) -> torch.Tensor:
+    """x [M, K] @ W.T for a weight W [rows, K] that `fill(start, stop, buffer)` writes a chunk of
+    rows at a time, as x's dtype, into one reused buffer, each chunk multiplied with the ordinary
+    matrix kernel. A fresh full-size copy of W per call costs more than the product itself (new
+    pages are zeroed and faulted in); the reused chunk stays in cache."""
+    buffer = _scratch_buffer(x.shape[1], x.dtype, x.device)
+    out = torch.empty(x.shape[0], rows, dtype=x.dtype, device=x.device)
+    for start in range(0, rows, CHUNK_ROWS):
+        stop = min(start + CHUNK_ROWS, rows)
+        out[:, start:stop] = F.linear(x, fill(start, stop, buffer[: stop - start]))
+    return out
+
+
+def _codes_matmul(x: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
+    """x [M, K] @ int8 codes.T, the codes (exact in bf16) converted a chunk at a time."""
+    return _chunked_matmul(x, codes.shape[0], lambda start, stop, buffer: buffer.copy_(codes[start:stop]))
+
+
+# --- int4 -------------------------------------------------------------------------------------
+def quantize_int4(weight: torch.Tensor, group: int = INT4_GROUP) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """w [N, K] -> (codes uint8 [N, K] in 0..15, scale [N, K/group] bf16, zero [N, K/group] bf16)
+    with w ~= (codes - 8) * scale + zero per group; each group's range is clipped by the best of CLIP_RATIOS."""
+    # 256 rows at a time: the search's temporaries stay in cache (5x faster than whole matrices).
+    parts = [_quantize_int4_rows(rows, group) for rows in weight.split(256)]
+    return tuple(torch.cat(pieces) for pieces in zip(*parts))
+
+
+def _quantize_int4_rows(weight: torch.Tensor, group: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    n, k = weight.shape
+    w = weight.float().reshape(n, k // group, group)
+    low, high = w.amin(dim=-1), w.amax(dim=-1)
+    best_err = best_scale = best_zero = None
+    for ratio in CLIP_RATIOS:
+        scale, zero = _int4_scale_zero(low * ratio, high * ratio)
+        codes = _int4_codes(w, scale, zero)
+        err = ((codes - 8) * scale[..., None] + zero[..., None] - w).pow(2).sum(-1)
+        if best_err is None:
+            best_err, best_scale, best_zero = err, scale, zero
+        else:
+            better = err < best_err
+            best_err = torch.where(better, err, best_err)
+            best_scale = torch.where(better, scale, best_scale)
+            best_zero = torch.where(better, zero, best_zero)
+    codes = _int4_codes(w, best_scale, best_zero).to(torch.uint8).reshape(n, k)
+    return codes, best_scale.to(torch.bfloat16), best_zero.to(torch.bfloat16)
+
+
+def _int4_scale_zero(low: torch.Tensor, high: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Scale and zero of a [low, high] range, rounded to bf16 (what the kernels multiply by), as fp32."""
+    scale = ((high - low).clamp(min=1e-8) / 15).to(torch.bfloat16).float()
+    zero = (low + 8 * scale).to(torch.bfloat16).float()
+    return scale, zero
+
+
+def _int4_codes(w: torch.Tensor, scale: torch.Tensor, zero: torch.Tensor) -> torch.Tensor:
+    return torch.round((w - zero[..., None]) / scale[..., None] + 8).clamp(0, 15)
+
+
+def dequantize_int4(codes: torch.Tensor, scale: torch.Tensor, zero: torch.Tensor) -> torch.Tensor:
+    """The reference: codes [N, K], scale/zero [N, K/g] -> fp32 weights [N, K]."""
+    n, k = codes.shape
+    groups = scale.shape[1]
+    w = (codes.float().reshape(n, groups, k // groups) - 8) * scale.float()[..., None] + zero.float()[..., None]
+    return w.reshape(n, k)
+
+
+def pack_int4(codes: torch.Tensor) -> torch.Tensor:
+    """codes [N, K] (0..15) -> Lantern's layout [N, K/2] uint8: per group of 64 columns, 32 bytes,
+    byte j holding column j in its low nibble and column 32 + j in its high nibble. It is the same
+    on every CPU (the artifact is portable); the native kernel reads it as it is."""
+    n, k = codes.shape
+    halves = codes.to(torch.uint8).reshape(n, k // 64, 2, 32)
+    return (halves[:, :, 0] | (halves[:, :, 1] << 4)).reshape(n, k // 2)
+
+
+def unpack_int4(packed: torch.Tensor) -> torch.Tensor:
+    """The inverse of pack_int4: [N, K/2] uint8 -> codes [N, K] uint8."""
+    n, half = packed.shape
+    groups = packed.reshape(n, half // 32, 32)
+    return torch.stack([groups & 15, groups >> 4], dim=2).reshape(n, half * 2)
+
+
+def int4_fits(out_features: int, in_features: int) -> bool:
+    """Whether a [out, in] weight can be int4: whole 64-column groups, and rows in the blocks of 16
+    that PyTorch's int4 kernel (the fallback) packs."""
+    return in_features % INT4_GROUP == 0 and out_features % 16 == 0
+
+
+class Int4Linear(nn.Module):
+    """A Linear over int4 weights (w = (code - 8) * scale + zero per 64-column group), run by one of
+    two backends chosen when it is built:
+    - native (bf16 models on CPUs with AVX-512 BF16, see kernels.py): Lantern's layout read as it is;
+      one-row products by the native kernel, prompts by dequantizing 1024 rows at a time into a
+      reused bf16 buffer for the ordinary matrix kernel;
+    - aten (everything else): repacked once into PyTorch's CPU layout for
+      `torch.ops.aten._weight_int4pack_mm_for_cpu`, which takes float32, bf16 and fp16 rows."""
+
+    def __init__(self, packed: torch.Tensor, scales_zeros: torch.Tensor, dtype: torch.dtype, backend: str | None = None) -> None:
+        super().__init__()
+        from lantern.runtime.kernels import native
+
+        self.out_features, self.in_features = packed.shape[0], packed.shape[1] * 2
+        self.backend = backend or ("native" if dtype == torch.bfloat16 and packed.device.type == "cpu" and native() is not None else "aten")
+        if self.backend == "native":
+            self.register_buffer("weight_int4", packed)  # [N, K/2] uint8, Lantern's layout
+            self.register_buffer("scales_zeros", scales_zeros.to(torch.bfloat16))  # [N, K/64, 2]
+        else:
+            self.register_buffer("weight_int4pack", torch._convert_weight_to_int4pack_for_cpu(unpack_int4(packed).to(torch.int32).cpu(), 1))
+            self.register_buffer("scales_and_zeros", scales_zeros.transpose(0, 1).contiguous().to(dtype))  # [K/64, N, 2]
+
+    @classmethod
+    def from_codes(cls, codes: torch.Tensor, scale: torch.Tensor, zero: torch.Tensor, dtype: torch.dtype, backend: str | None = None) -> "Int4Linear":
+        return cls(pack_int4(codes), torch.stack([scale, zero], dim=-1), dtype, backend)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shape = x.shape
+        rows = x.reshape(-1, self.in_features)
+        if self.backend == "aten":
+            out = torch.ops.aten._weight_int4pack_mm_for_cpu(rows, self.weight_int4pack, INT4_GROUP, self.scales_and_zeros.to(rows.dtype))
+        elif rows.shape[0] == 1 and rows.dtype == torch.bfloat16:
+            from lantern.runtime.kernels import gemv_int4
+
+            out = gemv_int4(rows.reshape(-1).contiguous(), self.weight_int4, self.scales_zeros)[None]
+        else:
+            from lantern.runtime.kernels import dequantize_int4_into
+
+            out = _chunked_matmul(rows.to(torch.bfloat16), self.out_features, lambda start, stop, buffer: dequantize_int4_into(
+                self.weight_int4[start:stop], self.scales_zeros[start:stop], buffer)).to(rows.dtype)
+        return out.reshape(*shape[:-1], self.out_features)
+
+
+# --- whole models -----------------------------------------------------------------------------
+def _linears(model: nn.Module):
     """(parent, attribute, full name, Linear) for every projection and the head (not the 1-output gate)."""
     for name, module in list(model.named_modules()):
         for child_name, child in list(module.named_children()):
@@ -49,27 +241,79 @@ def _quantizable(model: nn.Module):
                 yield module, child_name, f"{name}.{child_name}" if name else child_name, child
 
 
-def quantize_int8(model: nn.Module) -> dict[str, torch.Tensor]:
-    """Replace the projection and head Linears with Int8Linear in place; returns the quantized
-    tensors (`<name>.weight_int8`, `<name>.scale`) so they can be saved and reused."""
+def plan(model: nn.Module, mode: str) -> dict[str, str]:
+    """Full Linear name -> "int8" or "int4" for every Linear that `mode` quantizes."""
+    if mode not in MODES:
+        raise ValueError(f"quant must be one of {', '.join(MODES)}, not {mode!r}")
+    if mode == "none":
+        return {}
+    chosen = {}
+    for _, _, name, linear in _linears(model):
+        int4_ok = mode == "int4" and name != "lm_head" and int4_fits(linear.out_features, linear.in_features)
+        chosen[name] = "int4" if int4_ok else "int8"
+    return chosen
+
+
+def quantized_weight_names(model: nn.Module, mode: str) -> set[str]:
+    """State-dict names of the weights `mode` replaces (the loader need not convert or even read them)."""
+    return {f"{name}.weight" for name in plan(model, mode)}
+
+
+def quantize_tensor(name: str, weight: torch.Tensor, scheme: str) -> dict[str, torch.Tensor]:
+    """One weight -> the tensors saved for it (`<name>.weight_int8` + `.scale`, or `<name>.weight_int4` in
+    Lantern's layout + `.scales_zeros` [N, K/64, 2] bf16)."""
+    if scheme == "int8":
+        q, scale = quantize_weight(weight)
+        return {f"{name}.weight_int8": q.cpu(), f"{name}.scale": scale.cpu()}
+    codes, scale, zero = quantize_int4(weight)
+    return {f"{name}.weight_int4": pack_int4(codes).cpu(), f"{name}.scales_zeros": torch.stack([scale, zero], dim=-1).cpu()}
+
+
+def quantize(model: nn.Module, mode: str, weights: dict[str, torch.Tensor] | None = None, dtype: torch.dtype | None = None,
+             device: torch.device | str | None = None, release=None) -> dict[str, torch.Tensor]:
+    """Quantize `model`'s Linears in place per `plan` and return the tensors to save. `weights`
+    (state-dict name -> tensor) supplies the originals instead of the model's own; `dtype` and
+    `device` are the activations' (default: each Linear's own); `release(tensor)` is called on
+    each original once it is quantized (the loader drops its pages from memory)."""
     saved: dict[str, torch.Tensor] = {}
-    for parent, attribute, name, linear in _quantizable(model):
-        q, scale = quantize_weight(linear.weight.data)
-        setattr(parent, attribute, Int8Linear(q, scale, linear.weight.dtype))
-        saved[f"{name}.weight_int8"], saved[f"{name}.scale"] = q.cpu(), scale.float().cpu()
+    chosen = plan(model, mode)
+    for _, _, name, linear in _linears(model):
+        if name in chosen:
+            weight = weights[f"{name}.weight"] if weights is not None else linear.weight.data
+            saved |= quantize_tensor(name, weight, chosen[name])
+            if release is not None:
+                release(weight)
+    if not apply(model, mode, saved, dtype, device):
+        raise RuntimeError("freshly quantized tensors did not fit the model")  # a bug, not bad input
     return saved
 
 
-def apply_int8(model: nn.Module, tensors: dict[str, torch.Tensor]) -> bool:
-    """Swap in Int8Linear from previously saved tensors; False (model untouched) if any is missing or misshaped."""
-    plan = []
-    for parent, attribute, name, linear in _quantizable(model):
-        q, scale = tensors.get(f"{name}.weight_int8"), tensors.get(f"{name}.scale")
-        if q is None or scale is None or tuple(q.shape) != tuple(linear.weight.shape) or q.dtype != torch.int8:
-            return False
-        if q.device.type == "cpu" and q.data_ptr() % 64:
-            q = q.clone()  # the fused int8 kernel crashes on weights that are not 64-byte aligned (mmap offsets)
-        plan.append((parent, attribute, q.to(linear.weight.device), scale.to(linear.weight.device), linear.weight.dtype))
-    for parent, attribute, q, scale, dtype in plan:
-        setattr(parent, attribute, Int8Linear(q, scale, dtype))
+def apply(model: nn.Module, mode: str, tensors: dict[str, torch.Tensor], dtype: torch.dtype | None = None,
+          device: torch.device | str | None = None) -> bool:
+    """Swap in quantized Linears from saved tensors; False (model untouched) if any is missing or misshaped."""
+    chosen = plan(model, mode)
+    swaps = []
+    for parent, attribute, name, linear in _linears(model):
+        if name not in chosen:
+            continue
+        dtype_ = dtype or linear.weight.dtype
+        device_ = torch.device(device) if device is not None else linear.weight.device
+        if chosen[name] == "int8":
+            q, scale = tensors.get(f"{name}.weight_int8"), tensors.get(f"{name}.scale")
+            if q is None or scale is None or tuple(q.shape) != (linear.out_features, linear.in_features) or q.dtype != torch.int8:
+                return False
+            if q.device.type == "cpu" and q.data_ptr() % 64:
+                q = q.clone()  # the fused int8 kernel crashes on weights that are not 64-byte aligned (mmap offsets)
+            swaps.append((parent, attribute, Int8Linear(q.to(device_), scale.to(device_), dtype_)))
+        else:
+            packed, sz = tensors.get(f"{name}.weight_int4"), tensors.get(f"{name}.scales_zeros")
+            if packed is None or sz is None or packed.dtype != torch.uint8 or sz.dtype != torch.bfloat16 \
+                    or tuple(packed.shape) != (linear.out_features, linear.in_features // 2) \
+                    or tuple(sz.shape) != (linear.out_features, linear.in_features // INT4_GROUP, 2):
+                return False
+            if device_.type != "cpu":
+                return False  # int4 runs on CPU kernels only
+            swaps.append((parent, attribute, Int4Linear(packed, sz, dtype_)))
+    for parent, attribute, module in swaps:
+        setattr(parent, attribute, module)
     return True

@@ -128,7 +128,7 @@ class LanternAPI:
     def _model_entry(self, name: str, grounded: bool) -> dict[str, Any]:
         c = self.lm.config
         details = {"format": "safetensors", "family": "ouro", "families": ["ouro"], "parameter_size": f"{self._params() / 1e9:.2f}B",
-                   "quantization_level": "int8" if self.settings.int8 else self.settings.dtype}
+                   "quantization_level": self.settings.quant if self.settings.quant != "none" else self.settings.dtype}
         if grounded:
             details |= {"family": "lantern", "families": ["lantern", "ouro"]}
         return {"name": name, "model": name, "modified_at": self.started, "size": self._bytes(), "digest": uuid.uuid5(uuid.NAMESPACE_URL, name).hex,

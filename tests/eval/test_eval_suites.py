@@ -231,7 +231,7 @@ def test_complete_on_a_tiny_checkpoint_reports_exit_steps_and_costs(tmp_path):
             assert set(done.exit_steps) == {4}
         per_token[mode] = done.weight_bytes / done.tokens
         assert done.flops > 0
-    lm = loaded(str(path), "auto", "float32", False)
+    lm = loaded(str(path), "auto", "float32", "none")
     cost = loop_cost_of(lm)
     assert cost.layer_bytes == weight_bytes(lm.model.model.layers) + weight_bytes(lm.model.model.norm) + weight_bytes(lm.model.model.early_exit_gate)
     assert per_token["deep"] <= per_token["fast"]

@@ -141,7 +141,7 @@ def test_a_consumer_that_stops_reading_stops_generation(kb, tiny):
         if event.kind == "token":
             break
     stream.close()
-    lm = ouro.loaded(str(tiny), "auto", "float32", False)
+    lm = ouro.loaded(str(tiny), "auto", "float32", "none")
     assert lm.lock.acquire(timeout=1)  # generation let go of the model
     lm.lock.release()
 

@@ -102,7 +102,7 @@ async def test_escape_cancels_a_tiny_checkpoint_mid_stream_and_marks_the_partial
     settings = load_settings({"model": str(tiny), "dtype": "float32", "max_new_tokens": 400, "mode": "fast"})
     # The real checkpoint, held after its third token until Escape is pressed: on a loaded machine
     # the whole draft could otherwise be written before the key arrives.
-    reasoner = HeldReasoner(OuroReasoner(loaded(str(tiny), "cpu", "float32", False), settings, name=str(tiny)), hold_after=3)
+    reasoner = HeldReasoner(OuroReasoner(loaded(str(tiny), "cpu", "float32", "none"), settings, name=str(tiny)), hold_after=3)
     app = LanternChat(settings, session="cancelled", kb=kb, reasoner=reasoner)
     async with app.run_test(size=SIZE) as pilot:
         await ask(pilot, "When does Ouro stop looping?")

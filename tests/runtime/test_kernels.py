@@ -1,0 +1,54 @@
+"""The native kernels against float64 products over the weights they stand for: bf16 (and PyTorch's
+own bf16 path) and int4 matrix-vector products, and int4 dequantization, on shapes with a
+4-row remainder and widths that are not multiples of the vector length; skipped on CPUs without
+AVX-512 BF16, where nothing is swapped in. Tolerance: one rounding of a float32 sum to bf16,
+2^-8 of the largest output."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lantern.runtime.kernels import GemvLinear, dequantize_int4_into, gemv_bf16, gemv_int4, install, native
+from lantern.runtime.quantize import dequantize_int4, pack_int4, quantize_int4
+
+pytestmark = pytest.mark.skipif(native() is None, reason="no AVX-512 BF16 (or no compiler): the kernel is not used here")
+
+
+@pytest.mark.parametrize("n,k", [(7, 40), (64, 64), (160, 2048), (2048, 5632)])
+def test_kernel_matches_a_float64_product(n, k):
+    w = (torch.randn(n, k) * 0.05).to(torch.bfloat16)
+    x = torch.randn(k).to(torch.bfloat16)
+    exact = w.double() @ x.double()
+    out = gemv_bf16(x, w)
+    assert out.dtype == torch.bfloat16 and out.shape == (n,)
+    # One rounding to bf16 of a float32 sum: within 2^-8 of the largest output, as PyTorch's own.
+    scale = float(exact.abs().max())
+    assert float((out.double() - exact).abs().max()) <= scale / 256
+    torch_path = F.linear(x[None], w)[0]
+    assert float((out.double() - torch_path.double()).abs().max()) <= scale / 128
+
+
+def test_gemv_linear_keeps_the_weight_and_falls_back_for_prompts():
+    model = nn.Sequential(nn.Linear(64, 48, bias=False), nn.Linear(48, 1, bias=False)).to(torch.bfloat16)
+    weight = model[0].weight
+    assert install(model) == 1
+    assert isinstance(model[0], GemvLinear) and model[0].weight is weight and type(model[1]) is nn.Linear
+    assert set(model.state_dict()) == {"0.weight", "1.weight"}
+    prompt = torch.randn(2, 5, 64, dtype=torch.bfloat16)
+    assert torch.equal(model[0](prompt), F.linear(prompt, weight))  # many rows: PyTorch's kernel
+    one = torch.randn(1, 1, 64, dtype=torch.bfloat16)
+    assert torch.allclose(model[0](one).float(), F.linear(one, weight).float(), rtol=0.02, atol=0.02)
+
+
+@pytest.mark.parametrize("n,k", [(5, 64), (96, 192), (2048, 5632)])
+def test_int4_kernels_match_the_reference_dequantization(n, k):
+    codes, scale, zero = quantize_int4(torch.randn(n, k) * 0.05)
+    packed, scales_zeros = pack_int4(codes), torch.stack([scale, zero], dim=-1)
+    reference = dequantize_int4(codes, scale, zero).double()
+    x = torch.randn(k).to(torch.bfloat16)
+    exact = reference @ x.double()
+    out = gemv_int4(x, packed, scales_zeros)
+    assert out.dtype == torch.bfloat16 and float((out.double() - exact).abs().max()) <= float(exact.abs().max()) / 256
+    weights = dequantize_int4_into(packed, scales_zeros, torch.empty(n, k, dtype=torch.bfloat16))
+    assert torch.equal(weights, reference.to(torch.bfloat16))  # each weight rounded once, to nearest even
