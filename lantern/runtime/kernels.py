@@ -9,8 +9,9 @@ about three quarters of it. Each output is a float32 sum rounded once to bf16, a
 only the order of the additions differs. `gemv_int4` does the same over int4 weights in Lantern's
 layout (quantize.py), turning each 4-bit code into bf16 with one table lookup per 32 codes, so no
 float weight is ever written to memory; `dequantize_int4_into` writes bf16 rows for prompts.
-(An int8 kernel built the same way, widening codes to float32, was no faster than PyTorch's
-`_weight_int8pack_mm`, about 10 GB/s on this machine, so int8 keeps PyTorch's.)
+`gemv_int8` quantizes the activation row to int8 per group of 64 and multiplies bytes by bytes with
+VNNI (`vpdpbusd`), so int8 weights are never widened: an earlier kernel that widened the codes to
+float32 was no faster than PyTorch's `_weight_int8pack_mm` (about 10 GB/s on this machine).
 
 The C++ source below is compiled once per machine with torch's extension builder (g++ and ninja;
 about a minute, cached by torch under ~/.cache/torch_extensions, or TORCH_EXTENSIONS_DIR) the
@@ -42,7 +43,9 @@ _SOURCE = r"""
 #include <ATen/Parallel.h>
 #include <immintrin.h>
 #include <cstdint>
+#include <cmath>
 #include <cstring>
+#include <algorithm>
 #include <vector>
 
 // y[n] = sum_k w[n, k] * x[k] for rows n0..n1 of a row-major bf16 matrix; float32 sums.
@@ -111,22 +114,34 @@ static void int4_rows(const uint8_t* codes, const uint16_t* sz, const uint16_t* 
   }
   const __m512i table = _mm512_load_si512(table_bits);
   const __m512i low4 = _mm512_set1_epi16(0x0F);
+  const __m512i high_half = _mm512_set1_epi32((int)0xFFFF0000);
+  alignas(64) float scales[16];
   for (int64_t n = n0; n < n1; ++n) {
     const uint8_t* c = codes + n * (K / 2);
     const uint16_t* p = sz + n * G * 2;
-    __m512 acc = _mm512_setzero_ps();
-    float offsets = 0.f;
-    for (int64_t g = 0; g < G; ++g) {
-      const __m512i b = _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i*)(c + g * 32)));
-      const __m512bh lo = (__m512bh)_mm512_permutexvar_epi16(_mm512_and_si512(b, low4), table);
-      const __m512bh hi = (__m512bh)_mm512_permutexvar_epi16(_mm512_srli_epi16(b, 4), table);
-      __m512 d = _mm512_dpbf16_ps(_mm512_setzero_ps(), lo, (__m512bh)_mm512_loadu_si512(x + g * 64));
-      d = _mm512_dpbf16_ps(d, hi, (__m512bh)_mm512_loadu_si512(x + g * 64 + 32));
-      const float scale = bf16_value(p[2 * g]), zero = bf16_value(p[2 * g + 1]);
-      acc = _mm512_fmadd_ps(d, _mm512_set1_ps(scale), acc);
-      offsets += (zero - 8.f * scale) * xsum[g];
+    __m512 acc = _mm512_setzero_ps(), offsets = _mm512_setzero_ps();
+    for (int64_t g0 = 0; g0 < G; g0 += 16) {
+      // 16 groups' (scale, zero) pairs at once: each 32-bit lane holds scale (low half) and zero
+      // (high half) as bf16, i.e. the top halves of their float32s. The offsets
+      // (zero - 8 scale) * sum(x_g) are summed as vectors; the scales wait on the stack.
+      const int64_t count = std::min<int64_t>(16, G - g0);
+      const __mmask16 lanes = (__mmask16)((1u << count) - 1);
+      const __m512i pairs = _mm512_maskz_loadu_epi32(lanes, p + 2 * g0);
+      const __m512 scale = _mm512_castsi512_ps(_mm512_slli_epi32(pairs, 16));
+      const __m512 zero = _mm512_castsi512_ps(_mm512_and_si512(pairs, high_half));
+      const __m512 sums = _mm512_maskz_loadu_ps(lanes, xsum + g0);
+      offsets = _mm512_fmadd_ps(_mm512_fnmadd_ps(_mm512_set1_ps(8.f), scale, zero), sums, offsets);
+      _mm512_store_ps(scales, scale);
+      for (int64_t g = g0; g < g0 + count; ++g) {
+        const __m512i b = _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i*)(c + g * 32)));
+        const __m512bh lo = (__m512bh)_mm512_permutexvar_epi16(_mm512_and_si512(b, low4), table);
+        const __m512bh hi = (__m512bh)_mm512_permutexvar_epi16(_mm512_srli_epi16(b, 4), table);
+        __m512 d = _mm512_dpbf16_ps(_mm512_setzero_ps(), lo, (__m512bh)_mm512_loadu_si512(x + g * 64));
+        d = _mm512_dpbf16_ps(d, hi, (__m512bh)_mm512_loadu_si512(x + g * 64 + 32));
+        acc = _mm512_fmadd_ps(d, _mm512_set1_ps(scales[g - g0]), acc);
+      }
     }
-    y[n] = _mm512_reduce_add_ps(acc) + offsets;
+    y[n] = _mm512_reduce_add_ps(acc) + _mm512_reduce_add_ps(offsets);
   }
 }
 
@@ -145,6 +160,23 @@ torch::Tensor gemv_int4(torch::Tensor x, torch::Tensor codes, torch::Tensor sz) 
   return sums.to(torch::kBFloat16);
 }
 
+// One group of 64 int4 codes (32 bytes) -> 64 bf16 weights: (code - 8) * scale + zero in float32
+// (a product, then a sum: the rounding of the scalar reference `dequantize_int4` in quantize.py),
+// rounded to nearest even, 16 weights per step.
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
+static void int4_group_to_bf16(const uint8_t* c, float scale, float zero, uint16_t* o) {
+  const __m128i low4 = _mm_set1_epi8(0x0F);
+  const __m512 s = _mm512_set1_ps(scale), z = _mm512_set1_ps(zero), eight = _mm512_set1_ps(8.f);
+  for (int half = 0; half < 2; ++half) {  // bytes 0..15 and 16..31 of the group
+    const __m128i b = _mm_loadu_si128((const __m128i*)(c + 16 * half));
+    const __m128i lo = _mm_and_si128(b, low4), hi = _mm_and_si128(_mm_srli_epi16(b, 4), low4);
+    const __m512 wl = _mm512_add_ps(_mm512_mul_ps(_mm512_sub_ps(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(lo)), eight), s), z);
+    const __m512 wh = _mm512_add_ps(_mm512_mul_ps(_mm512_sub_ps(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(hi)), eight), s), z);
+    _mm256_storeu_si256((__m256i*)(o + 16 * half), (__m256i)_mm512_cvtneps_pbh(wl));       // columns j
+    _mm256_storeu_si256((__m256i*)(o + 32 + 16 * half), (__m256i)_mm512_cvtneps_pbh(wh));  // columns 32 + j
+  }
+}
+
 // The same int4 rows as bf16 weights into out [R, K] (contiguous), for products of many rows (prompts).
 torch::Tensor dequantize_int4_into(torch::Tensor codes, torch::Tensor sz, torch::Tensor out) {
   const int64_t R = codes.size(0), K = codes.size(1) * 2, G = K / 64;
@@ -153,21 +185,79 @@ torch::Tensor dequantize_int4_into(torch::Tensor codes, torch::Tensor sz, torch:
   auto* op = reinterpret_cast<uint16_t*>(out.data_ptr());
   at::parallel_for(0, R, 16, [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r)
-      for (int64_t g = 0; g < G; ++g) {
-        const float scale = bf16_value(sp[(r * G + g) * 2]), zero = bf16_value(sp[(r * G + g) * 2 + 1]);
-        const uint8_t* c = cp + r * (K / 2) + g * 32;
-        uint16_t* o = op + r * K + g * 64;
-        for (int j = 0; j < 32; ++j) {
-          const float lo = ((c[j] & 15) - 8) * scale + zero, hi = ((c[j] >> 4) - 8) * scale + zero;
-          uint32_t ul, uh;
-          std::memcpy(&ul, &lo, 4);
-          std::memcpy(&uh, &hi, 4);
-          o[j] = (uint16_t)((ul + 0x7FFF + ((ul >> 16) & 1)) >> 16);  // round to nearest even
-          o[j + 32] = (uint16_t)((uh + 0x7FFF + ((uh >> 16) & 1)) >> 16);
-        }
-      }
+      for (int64_t g = 0; g < G; ++g)
+        int4_group_to_bf16(cp + r * (K / 2) + g * 32, bf16_value(sp[(r * G + g) * 2]), bf16_value(sp[(r * G + g) * 2 + 1]),
+                           op + r * K + g * 64);
   });
   return out;
+}
+
+// int8 weights (one scale per row) times a bf16 row quantized to int8 per group of 64 columns
+// (sx_g = max|x_g| / 127): per group, vpdpbusd multiplies |xq| (unsigned) by the weight codes with
+// the sign of xq moved onto them, 64 byte pairs per instruction into 16 int32 sums, which one
+// float multiply-add by sx_g brings to the row's float32 total. Two rows share each x load.
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
+static void int8_rows(const int8_t* w, const uint8_t* xabs, const uint64_t* xneg, const float* xscale, float* y,
+                      int64_t n0, int64_t n1, int64_t K) {
+  const int64_t G = K / 64;
+  const __m512i zero = _mm512_setzero_si512();
+  int64_t n = n0;
+  for (; n + 2 <= n1; n += 2) {
+    const int8_t* w0 = w + n * K;
+    const int8_t* w1 = w0 + K;
+    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+    for (int64_t g = 0; g < G; ++g) {
+      const __m512i xa = _mm512_loadu_si512(xabs + g * 64);
+      const __mmask64 neg = xneg[g];
+      const __m512 sx = _mm512_set1_ps(xscale[g]);
+      __m512i v0 = _mm512_loadu_si512(w0 + g * 64), v1 = _mm512_loadu_si512(w1 + g * 64);
+      v0 = _mm512_mask_sub_epi8(v0, neg, zero, v0);
+      v1 = _mm512_mask_sub_epi8(v1, neg, zero, v1);
+      a0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_dpbusd_epi32(zero, xa, v0)), sx, a0);
+      a1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_dpbusd_epi32(zero, xa, v1)), sx, a1);
+    }
+    y[n] = _mm512_reduce_add_ps(a0);
+    y[n + 1] = _mm512_reduce_add_ps(a1);
+  }
+  for (; n < n1; ++n) {
+    const int8_t* w0 = w + n * K;
+    __m512 a0 = _mm512_setzero_ps();
+    for (int64_t g = 0; g < G; ++g) {
+      __m512i v0 = _mm512_loadu_si512(w0 + g * 64);
+      v0 = _mm512_mask_sub_epi8(v0, xneg[g], zero, v0);
+      a0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_dpbusd_epi32(zero, _mm512_loadu_si512(xabs + g * 64), v0)),
+                           _mm512_set1_ps(xscale[g]), a0);
+    }
+    y[n] = _mm512_reduce_add_ps(a0);
+  }
+}
+
+// x [K] bf16 (K a multiple of 64), codes [N, K] int8, scale [N] float32 -> y [N] bf16.
+torch::Tensor gemv_int8(torch::Tensor x, torch::Tensor codes, torch::Tensor scale) {
+  const int64_t N = codes.size(0), K = x.size(0), G = K / 64;
+  const auto* xp = reinterpret_cast<const uint16_t*>(x.data_ptr());
+  std::vector<uint8_t> xabs(K);
+  std::vector<uint64_t> xneg(G, 0);
+  std::vector<float> xscale(G);
+  for (int64_t g = 0; g < G; ++g) {  // the row quantized once per call: K values
+    float peak = 0.f;
+    for (int64_t j = 0; j < 64; ++j) peak = std::max(peak, std::fabs(bf16_value(xp[g * 64 + j])));
+    xscale[g] = peak / 127.f;
+    const float inverse = peak > 0.f ? 127.f / peak : 0.f;
+    for (int64_t j = 0; j < 64; ++j) {
+      const float v = bf16_value(xp[g * 64 + j]);
+      const int q = (int)std::nearbyint(v * inverse);
+      xabs[g * 64 + j] = (uint8_t)std::abs(q);
+      if (q < 0) xneg[g] |= (uint64_t)1 << j;
+    }
+  }
+  auto sums = torch::empty({N}, x.options().dtype(torch::kFloat));
+  float* yp = sums.data_ptr<float>();
+  const auto* cp = codes.data_ptr<int8_t>();
+  at::parallel_for(0, (N + 1) / 2, 16, [&](int64_t b0, int64_t b1) {
+    int8_rows(cp, xabs.data(), xneg.data(), xscale.data(), yp, b0 * 2, std::min(b1 * 2, N), K);
+  });
+  return (sums * scale).to(torch::kBFloat16);
 }
 
 // x [K] bf16, w [N, K] bf16 (both contiguous) -> y [N] bf16.
@@ -190,8 +280,8 @@ def cpu_has_avx512_bf16() -> bool:
     if sys.platform != "linux" or torch.backends.cpu.get_cpu_capability() != "AVX512":
         return False
     try:
-        with open("/proc/cpuinfo") as handle:
-            return any(line.startswith("flags") and " avx512_bf16" in line for line in handle)
+        with open("/proc/cpuinfo") as handle:  # every CPU with AVX-512 BF16 has VNNI too; both are used
+            return any(line.startswith("flags") and " avx512_bf16" in line and " avx512_vnni" in line for line in handle)
     except OSError:
         return False
 
@@ -210,7 +300,7 @@ def native():
         try:
             from torch.utils.cpp_extension import load_inline
 
-            return load_inline("lantern_kernels_v3", cpp_sources=_SOURCE, functions=["gemv_bf16", "gemv_int4", "dequantize_int4_into"],
+            return load_inline("lantern_kernels_v5", cpp_sources=_SOURCE, functions=["gemv_bf16", "gemv_int4", "gemv_int8", "dequantize_int4_into"],
                                extra_cflags=["-O3", "-fopenmp"], extra_ldflags=["-fopenmp"], verbose=False)
         except Exception as exc:  # no compiler, no ninja, an old assembler: run without the kernel
             log.warning("native CPU kernels unavailable (%s: %s); using PyTorch's", type(exc).__name__, str(exc).splitlines()[0][:200])
@@ -225,6 +315,13 @@ def gemv_bf16(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
 def gemv_int4(x: torch.Tensor, codes: torch.Tensor, scales_zeros: torch.Tensor) -> torch.Tensor:
     """x [K] bf16 times int4 weights in Lantern's layout (see quantize.py) -> [N] bf16."""
     return native().gemv_int4(x, codes, scales_zeros)
+
+
+def gemv_int8(x: torch.Tensor, codes: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """x [K] bf16 (K a multiple of 64) times int8 weights with one float32 scale per row -> [N] bf16.
+    x is quantized to int8 per group of 64 (relative error about 0.4% of each group's largest
+    value), which lets VNNI multiply bytes directly (callers check `native()`)."""
+    return native().gemv_int8(x, codes, scale)
 
 
 def dequantize_int4_into(codes: torch.Tensor, scales_zeros: torch.Tensor, out: torch.Tensor) -> torch.Tensor:

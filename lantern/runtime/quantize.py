@@ -76,14 +76,28 @@ class Int8Linear(nn.Module):
     def dequantized(self, dtype: torch.dtype) -> torch.Tensor:
         return self.weight_int8.to(dtype) * self.scale.to(dtype)[:, None]
 
+    def _scale_f32(self) -> torch.Tensor:
+        if getattr(self, "_f32", None) is None or self._f32.device != self.scale.device:
+            self._f32 = self.scale.float().contiguous()
+        return self._f32
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shape = x.shape
         rows = x.reshape(-1, self.in_features)
-        if x.device.type == "cpu" and x.dtype in (torch.bfloat16, torch.float32, torch.float16) and rows.shape[0] < MATRIX_KERNEL_ROWS:
+        if rows.shape[0] == 1 and x.dtype == torch.bfloat16 and x.device.type == "cpu" and self.in_features % 64 == 0 and _native() is not None:
+            out = _native().gemv_int8(rows.reshape(-1).contiguous(), self.weight_int8, self._scale_f32()).reshape(1, -1)
+        elif x.device.type == "cpu" and x.dtype in (torch.bfloat16, torch.float32, torch.float16) and rows.shape[0] < MATRIX_KERNEL_ROWS:
             out = torch._weight_int8pack_mm(rows, self.weight_int8, self.scale.to(x.dtype))
         else:
             out = _codes_matmul(rows, self.weight_int8) * self.scale.to(x.dtype)
         return out.reshape(*shape[:-1], self.out_features)
+
+
+def _native():
+    """The native kernels (kernels.py), or None where the CPU or the machine cannot build them."""
+    from lantern.runtime.kernels import native
+
+    return native()
 
 
 _scratch = threading.local()

@@ -52,3 +52,28 @@ def test_int4_kernels_match_the_reference_dequantization(n, k):
     assert out.dtype == torch.bfloat16 and float((out.double() - exact).abs().max()) <= float(exact.abs().max()) / 256
     weights = dequantize_int4_into(packed, scales_zeros, torch.empty(n, k, dtype=torch.bfloat16))
     assert torch.equal(weights, reference.to(torch.bfloat16))  # each weight rounded once, to nearest even
+
+
+@pytest.mark.parametrize("n,k", [(1, 64), (7, 192), (2048, 5632)])  # an odd row count: the one-row remainder
+def test_int8_kernel_matches_a_float64_product_within_its_activation_rounding(n, k):
+    """gemv_int8 quantizes x to int8 per group of 64 (half a step of max|x_g|/127 per value at most),
+    so the stated tolerance is that rounding summed over a row, against the exact product over the
+    int8 weights, plus one bf16 rounding of the result; and the reference computation of that
+    rounding gives the same numbers up to float32 summation order."""
+    from lantern.runtime.kernels import gemv_int8
+    from lantern.runtime.quantize import quantize_weight
+
+    codes, scale = quantize_weight(torch.randn(n, k) * 0.05)
+    x = torch.randn(k).to(torch.bfloat16)
+    weights = codes.double() * scale.double()[:, None]
+    exact = weights @ x.double()
+    out = gemv_int8(x, codes, scale.float())
+    assert out.dtype == torch.bfloat16 and out.shape == (n,)
+    groups = x.double().reshape(-1, 64)
+    step = groups.abs().amax(dim=1, keepdim=True) / 127
+    bound = (weights.abs().reshape(n, -1, 64) * (step / 2)).sum(dim=(1, 2))  # every value off by half a step at most
+    assert bool(((out.double() - exact).abs() <= bound + exact.abs().max() / 256).all())
+    # The same rounding done here in float64: the kernel's error is only summation order and bf16.
+    xq = torch.round(groups / torch.where(step > 0, step, 1)) * step
+    emulated = weights @ xq.reshape(-1)
+    assert float((out.double() - emulated).abs().max()) <= float(emulated.abs().max()) / 128
