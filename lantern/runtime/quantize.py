@@ -84,7 +84,7 @@ class Int8Linear(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shape = x.shape
         rows = x.reshape(-1, self.in_features)
-        if rows.shape[0] == 1 and x.dtype == torch.bfloat16 and x.device.type == "cpu" and self.in_features % 64 == 0 and _native() is not None:
+        if rows.shape[0] == 1 and x.dtype == torch.bfloat16 and x.device.type == "cpu" and self.in_features % 256 == 0 and _native() is not None:
             out = _native().gemv_int8(rows.reshape(-1).contiguous(), self.weight_int8, self._scale_f32()).reshape(1, -1)
         elif x.device.type == "cpu" and x.dtype in (torch.bfloat16, torch.float32, torch.float16) and rows.shape[0] < MATRIX_KERNEL_ROWS:
             out = torch._weight_int8pack_mm(rows, self.weight_int8, self.scale.to(x.dtype))

@@ -40,11 +40,12 @@ def test_int8_weight_round_trips_within_half_a_step():
 
 @pytest.mark.parametrize("rows", [1, MATRIX_KERNEL_ROWS + 5])  # the fused decode kernel, and the prompt path
 @pytest.mark.parametrize("dtype,tolerance", [(torch.float32, 1e-4), (torch.bfloat16, 0.02)])
-def test_int8_linear_matches_its_dequantized_weights(rows, dtype, tolerance):
-    w = torch.randn(48, 64) * 0.05
+@pytest.mark.parametrize("width", [64, 512])  # 512: one-row bf16 products take the native VNNI kernel where there is one
+def test_int8_linear_matches_its_dequantized_weights(rows, dtype, tolerance, width):
+    w = torch.randn(48, width) * 0.05
     q, scale = quantize_weight(w)
     fast = Int8Linear(q, scale, dtype)
-    x = torch.randn(rows, 64, dtype=dtype)
+    x = torch.randn(rows, width, dtype=dtype)
     exact = x.double() @ (q.double() * fast.scale.double()[:, None]).T
     assert close(fast(x), exact, tolerance)
 
