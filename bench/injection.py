@@ -48,6 +48,7 @@ os.environ.setdefault("LANCE_LOG", "error")
 os.environ["LANTERN_BUILTIN_TOOLS"] = "false"  # extractive answers ask no tools; do not start their servers
 
 from lantern.knowledge.chunking import chunk_text  # noqa: E402
+from lantern.verify.support import longest_common_run  # noqa: E402
 from lantern.knowledge.injection import Classifier, classifier_inputs, default_embed, detect_all, rule_flags, visible  # noqa: E402
 
 EVAL = ROOT.parent / "shared" / "eval"
@@ -58,18 +59,6 @@ THRESHOLDS = [0.5, 0.7, 0.8, 0.9, 0.95, 0.97, 0.98, 0.99]
 
 def words(text: str) -> list[str]:
     return re.findall(r"[a-z0-9]+", text.lower())
-
-
-def longest_common_run(a: list[str], b: list[str]) -> int:
-    best, previous = 0, [0] * (len(b) + 1)
-    for x in a:
-        current = [0] * (len(b) + 1)
-        for j, y in enumerate(b, 1):
-            if x == y:
-                current[j] = previous[j - 1] + 1
-                best = max(best, current[j])
-        previous = current
-    return best
 
 
 def leaked(injection: str, texts: list[str]) -> bool:

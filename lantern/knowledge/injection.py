@@ -42,6 +42,7 @@ from typing import Callable, Iterable
 import numpy as np
 
 from lantern.records import Evidence, Flag
+from lantern.verify.claims import trimmed_spans
 
 WEIGHTS_PATH = Path(__file__).with_name("injection_weights.json")
 EMBEDDER = "all-MiniLM-L6-v2"
@@ -107,15 +108,7 @@ def segments(text: str) -> list[tuple[int, int]]:
             spans.append((cut, match.end()))
             cut = match.end()
         spans.append((cut, b))
-    out = []
-    for a, b in spans:
-        while a < b and text[a].isspace():
-            a += 1
-        while b > a and text[b - 1].isspace():
-            b -= 1
-        if b > a and any(ch.isalnum() for ch in text[a:b]):
-            out.append((a, b))
-    return out
+    return trimmed_spans(text, spans)
 
 
 def _segment_around(spans: list[tuple[int, int]], a: int, b: int) -> tuple[int, int]:

@@ -38,6 +38,11 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
         spans.append((start, end))
         start = end
     spans.append((start, len(text)))
+    return trimmed_spans(text, spans)
+
+
+def trimmed_spans(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The spans without their surrounding space, dropping those with no letter or digit left."""
     out = []
     for a, b in spans:
         while a < b and text[a].isspace():

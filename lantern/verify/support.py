@@ -36,7 +36,7 @@ from typing import Callable
 import numpy as np
 
 from lantern.records import Claim, Evidence, Verdict
-from lantern.verify.claims import sentence_spans
+from lantern.verify.claims import sentence_spans, trimmed_spans
 from lantern.verify.copies import copied_sentence, settled
 from lantern.verify.words import content_words, entities, fold, has_negation, numbers, stem  # noqa: F401 - stem is part of the API
 
@@ -276,15 +276,7 @@ def unflagged_parts(passage: Evidence, start: int, end: int) -> list[tuple[int, 
         return [(start, end)]
     from lantern.knowledge.injection import outside  # only when a passage holds flags: the verifier needs no KB otherwise
 
-    parts = []
-    for a, b in outside(passage.flags, start, end):
-        while a < b and passage.text[a].isspace():
-            a += 1
-        while b > a and passage.text[b - 1].isspace():
-            b -= 1
-        if b > a and any(ch.isalnum() for ch in passage.text[a:b]):
-            parts.append((a, b))
-    return parts
+    return trimmed_spans(passage.text, list(outside(passage.flags, start, end)))
 
 
 def quoted_flag(claim: str, passages: list[Evidence]):
@@ -297,12 +289,13 @@ def quoted_flag(claim: str, passages: list[Evidence]):
     for passage in passages:
         for flag in passage.flags:
             flagged = re.findall(r"[a-z0-9]+", fold(passage.text[flag.start : flag.end]).lower())
-            if _longest_common_run(words, flagged) >= need:
+            if longest_common_run(words, flagged) >= need:
                 return flag
     return None
 
 
-def _longest_common_run(a: list[str], b: list[str]) -> int:
+def longest_common_run(a: list[str], b: list[str]) -> int:
+    """Length of the longest run of words the two lists share, in order and in a row."""
     best, previous = 0, [0] * (len(b) + 1)
     for x in a:
         current = [0] * (len(b) + 1)
