@@ -30,12 +30,16 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import shutil
 import sys
 import threading
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from lantern.runtime.model import Attention, RMSNorm
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +99,12 @@ static inline float bf16_value(uint16_t bits) {
   float f;
   std::memcpy(&f, &u, 4);
   return f;
+}
+
+static inline uint16_t bf16_bits(float f) {  // rounded to nearest even, as vcvtneps2bf16 (finite values)
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  return (uint16_t)((u + 0x7FFF + ((u >> 16) & 1)) >> 16);
 }
 
 // int4 weights in Lantern's layout: row n, group g (64 columns) is 32 bytes at codes[n, 32 g ...];
@@ -274,6 +284,151 @@ torch::Tensor gemv_int8(torch::Tensor x, torch::Tensor codes, torch::Tensor scal
   return (sums * scale).to(torch::kBFloat16);
 }
 
+// RMSNorm of bf16 rows as the runtime's RMSNorm computes it: in float32, the row scaled by
+// 1 / sqrt(mean(x^2) + eps), rounded to bf16, then times the bf16 weight and rounded again; one
+// call instead of eight PyTorch ops (at decode sizes their per-op overhead is the whole cost).
+// Only the order of the float32 sum of squares differs from PyTorch's.
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
+static void rmsnorm_rows(const uint16_t* x, const uint16_t* w, uint16_t* y, int64_t r0, int64_t r1, int64_t D, float eps) {
+  const int64_t body = D / 16 * 16;
+  for (int64_t r = r0; r < r1; ++r) {
+    const uint16_t* xr = x + r * D;
+    uint16_t* yr = y + r * D;
+    __m512 acc = _mm512_setzero_ps();
+    for (int64_t i = 0; i < body; i += 16) {
+      const __m512 v = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i*)(xr + i))), 16));
+      acc = _mm512_fmadd_ps(v, v, acc);
+    }
+    float sum = _mm512_reduce_add_ps(acc);
+    for (int64_t i = body; i < D; ++i) sum += bf16_value(xr[i]) * bf16_value(xr[i]);
+    const float scale = 1.f / std::sqrt(sum / (float)D + eps);
+    const __m512 s = _mm512_set1_ps(scale);
+    for (int64_t i = 0; i < body; i += 16) {
+      const __m512 v = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i*)(xr + i))), 16));
+      const __m512 wv = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i*)(w + i))), 16));
+      const __m512 normed = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(_mm512_mul_ps(v, s))), 16));
+      _mm256_storeu_si256((__m256i*)(yr + i), (__m256i)_mm512_cvtneps_pbh(_mm512_mul_ps(wv, normed)));
+    }
+    for (int64_t i = body; i < D; ++i) yr[i] = bf16_bits(bf16_value(w[i]) * bf16_value(bf16_bits(bf16_value(xr[i]) * scale)));
+  }
+}
+
+// x [..., D] bf16 contiguous, weight [D] bf16 -> same shape bf16.
+torch::Tensor rmsnorm_bf16(torch::Tensor x, torch::Tensor weight, double eps) {
+  const int64_t D = x.size(-1), R = x.numel() / D;
+  auto out = torch::empty_like(x);
+  const auto* xp = reinterpret_cast<const uint16_t*>(x.data_ptr());
+  const auto* wp = reinterpret_cast<const uint16_t*>(weight.data_ptr());
+  auto* yp = reinterpret_cast<uint16_t*>(out.data_ptr());
+  if (R < 8) {
+    rmsnorm_rows(xp, wp, yp, 0, R, D, (float)eps);  // decode: one row, no threads to wake
+  } else {
+    at::parallel_for(0, R, 8, [&](int64_t r0, int64_t r1) { rmsnorm_rows(xp, wp, yp, r0, r1, D, (float)eps); });
+  }
+  return out;
+}
+
+// Softmax attention of a decode step's few query rows over the cached keys and values, in
+// float32 as model.few_query_attention computes it (scores of q / sqrt(D) against each key, masked
+// positions at -inf, softmax, then the weighted sum of the values), reading bf16 q, k and v where
+// they lie (k and v are the cache's own prefix views: rows of D contiguous values) and sharing each
+// key-value head among its query heads without copies. One call instead of about ten PyTorch ops.
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
+torch::Tensor decode_attention_bf16(torch::Tensor q, torch::Tensor k, torch::Tensor v, torch::Tensor mask) {
+  const int64_t B = q.size(0), H = q.size(1), S = q.size(2), D = q.size(3), T = k.size(2), Hkv = k.size(1);
+  TORCH_CHECK(D % 16 == 0 && k.stride(3) == 1 && v.stride(3) == 1 && H % Hkv == 0, "decode_attention_bf16: unsupported layout");
+  auto out = torch::empty({B, H, S, D}, q.options());
+  const auto* qp = reinterpret_cast<const uint16_t*>(q.data_ptr());
+  const auto* kp = reinterpret_cast<const uint16_t*>(k.data_ptr());
+  const auto* vp = reinterpret_cast<const uint16_t*>(v.data_ptr());
+  auto* op = reinterpret_cast<uint16_t*>(out.data_ptr());
+  const bool* mp = mask.numel() ? mask.data_ptr<bool>() : nullptr;  // [B, 1, S, T], contiguous
+  const float scale = 1.f / std::sqrt((float)D);
+  std::vector<float> qf(D), scores(T), acc(D);
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t h = 0; h < H; ++h) {
+      const int64_t g = h / (H / Hkv);
+      const uint16_t* kb = kp + b * k.stride(0) + g * k.stride(1);
+      const uint16_t* vb = vp + b * v.stride(0) + g * v.stride(1);
+      for (int64_t s = 0; s < S; ++s) {
+        const uint16_t* qr = qp + b * q.stride(0) + h * q.stride(1) + s * q.stride(2);
+        for (int64_t d = 0; d < D; ++d) qf[d] = bf16_value(qr[d * q.stride(3)]) * scale;
+        float peak = -INFINITY;
+        for (int64_t t = 0; t < T; ++t) {
+          if (mp && !mp[(b * S + s) * T + t]) { scores[t] = -INFINITY; continue; }
+          const uint16_t* kr = kb + t * k.stride(2);
+          __m512 dot = _mm512_setzero_ps();
+          for (int64_t d = 0; d < D; d += 16)
+            dot = _mm512_fmadd_ps(_mm512_loadu_ps(qf.data() + d),
+                                  _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i*)(kr + d))), 16)), dot);
+          scores[t] = _mm512_reduce_add_ps(dot);
+          peak = std::max(peak, scores[t]);
+        }
+        float total = 0.f;
+        for (int64_t t = 0; t < T; ++t) {
+          scores[t] = scores[t] == -INFINITY ? 0.f : std::exp(scores[t] - peak);
+          total += scores[t];
+        }
+        std::fill(acc.begin(), acc.end(), 0.f);
+        for (int64_t t = 0; t < T; ++t) {
+          if (scores[t] == 0.f) continue;
+          const __m512 p = _mm512_set1_ps(scores[t] / total);
+          const uint16_t* vr = vb + t * v.stride(2);
+          for (int64_t d = 0; d < D; d += 16)
+            _mm512_storeu_ps(acc.data() + d, _mm512_fmadd_ps(p,
+                _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i*)(vr + d))), 16)),
+                _mm512_loadu_ps(acc.data() + d)));
+        }
+        uint16_t* orow = op + ((b * H + h) * S + s) * D;
+        for (int64_t d = 0; d < D; d += 16)
+          _mm256_storeu_si256((__m256i*)(orow + d), (__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(acc.data() + d)));
+      }
+    }
+  return out;
+}
+
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
+static inline __m512 widen(const uint16_t* p) {  // 16 bf16 values as float32
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i*)p)), 16));
+}
+
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
+static inline __m512 round_trip(__m512 f) {  // to bf16 (nearest even) and back to float32
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(f)), 16));
+}
+
+// RoPE of bf16 x [B, H, S, D] (any strides, unit stride along D) by the bf16 tables cos, sin
+// [B, 1, S, D] (contiguous), rounding as PyTorch's three bf16 ops do: x*cos and rotate_half(x)*sin
+// each rounded to bf16, then their sum rounded again. One call instead of six ops.
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
+torch::Tensor rope_bf16(torch::Tensor x, torch::Tensor cos, torch::Tensor sin) {
+  const int64_t B = x.size(0), H = x.size(1), S = x.size(2), D = x.size(3), half = D / 2;
+  TORCH_CHECK(D % 32 == 0 && x.stride(3) == 1 && cos.is_contiguous() && sin.is_contiguous(), "rope_bf16: unsupported layout");
+  auto out = torch::empty({B, H, S, D}, x.options());
+  const auto* xp = reinterpret_cast<const uint16_t*>(x.data_ptr());
+  const auto* cp = reinterpret_cast<const uint16_t*>(cos.data_ptr());
+  const auto* sp = reinterpret_cast<const uint16_t*>(sin.data_ptr());
+  auto* op = reinterpret_cast<uint16_t*>(out.data_ptr());
+  const __m512i sign = _mm512_set1_epi32((int)0x80000000);
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t h = 0; h < H; ++h)
+      for (int64_t s = 0; s < S; ++s) {
+        const uint16_t* xr = xp + b * x.stride(0) + h * x.stride(1) + s * x.stride(2);
+        const uint16_t* cr = cp + (b * S + s) * D;
+        const uint16_t* sr = sp + (b * S + s) * D;
+        uint16_t* orow = op + ((b * H + h) * S + s) * D;
+        for (int64_t d = 0; d < D; d += 16) {
+          // rotate_half(x)[d] = -x[d + half] for d < half, x[d - half] after
+          const __m512 other = widen(xr + (d < half ? d + half : d - half));
+          const __m512 rotated = d < half ? _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(other), sign)) : other;
+          const __m512 sum = _mm512_add_ps(round_trip(_mm512_mul_ps(widen(xr + d), widen(cr + d))),
+                                           round_trip(_mm512_mul_ps(rotated, widen(sr + d))));
+          _mm256_storeu_si256((__m256i*)(orow + d), (__m256i)_mm512_cvtneps_pbh(sum));
+        }
+      }
+  return out;
+}
+
 // x [K] bf16, w [N, K] bf16 (both contiguous) -> y [N] bf16.
 torch::Tensor gemv_bf16(torch::Tensor x, torch::Tensor w) {
   const int64_t N = w.size(0), K = w.size(1);
@@ -301,6 +456,20 @@ def cpu_has_avx512_bf16() -> bool:
 
 
 _building = threading.Lock()
+EXTENSION = "lantern_kernels_v11"
+"""The compiled module's name: a new name whenever _SOURCE changes, so no stale build is loaded."""
+
+
+def _find_ninja() -> None:
+    """torch's extension builder runs `ninja` from PATH; a venv's own (the `ninja` package Lantern
+    depends on) is not on PATH when `.venv/bin/lantern` runs without the venv activated."""
+    if shutil.which("ninja") is None:
+        try:
+            import ninja
+
+            os.environ["PATH"] = f"{ninja.BIN_DIR}{os.pathsep}{os.environ.get('PATH', '')}"
+        except ImportError:
+            pass
 
 
 @functools.lru_cache(maxsize=1)
@@ -312,9 +481,12 @@ def native():
         return None
     with _building:
         try:
-            from torch.utils.cpp_extension import load_inline
+            from torch.utils.cpp_extension import _get_build_directory, load_inline
 
-            return load_inline("lantern_kernels_v8", cpp_sources=_SOURCE, functions=["gemv_bf16", "gemv_int4", "gemv_int8", "dequantize_int4_into"],
+            _find_ninja()
+            if not (Path(_get_build_directory(EXTENSION, False)) / f"{EXTENSION}.so").exists():
+                print("Compiling Lantern's native CPU kernels, once for this machine (about a minute)...", file=sys.stderr, flush=True)
+            return load_inline(EXTENSION, cpp_sources=_SOURCE, functions=["gemv_bf16", "gemv_int4", "gemv_int8", "dequantize_int4_into", "rmsnorm_bf16", "decode_attention_bf16", "rope_bf16"],
                                extra_cflags=["-O3", "-fopenmp"], extra_ldflags=["-fopenmp"], verbose=False)
         except Exception as exc:  # no compiler, no ninja, an old assembler: run without the kernel
             log.warning("native CPU kernels unavailable (%s: %s); using PyTorch's", type(exc).__name__, str(exc).splitlines()[0][:200])
@@ -352,17 +524,58 @@ class GemvLinear(nn.Linear):
         return F.linear(x, self.weight, self.bias)
 
 
+class NativeRMSNorm(RMSNorm):
+    """RMSNorm whose bf16 CPU rows go through the native kernel (same weight, same numbers up to
+    the order of one float32 sum)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dtype == torch.bfloat16 and x.device.type == "cpu" and self.weight.dtype == torch.bfloat16 and x.is_contiguous():
+            return native().rmsnorm_bf16(x, self.weight, self.eps)
+        return super().forward(x)
+
+
+class NativeAttention(Attention):
+    """Attention whose decode steps on CPU in bf16 go through the native kernel (same weights; the
+    same float32 computation as model.few_query_attention up to summation order)."""
+
+    def rotate(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        if x.dtype == cos.dtype == sin.dtype == torch.bfloat16 and x.shape[2] <= 4 and x.shape[3] % 32 == 0 and x.stride(3) == 1 \
+                and cos.is_contiguous() and sin.is_contiguous() and cos.shape == (x.shape[0], 1, x.shape[2], x.shape[3]):
+            return native().rope_bf16(x, cos, sin)
+        return super().rotate(x, cos, sin)
+
+    def few_query(self, q, k, v, mask) -> torch.Tensor:
+        if q.dtype == torch.bfloat16 and k.dtype == torch.bfloat16 and self.head_dim % 16 == 0 and k.stride(3) == 1 and v.stride(3) == 1:
+            empty = _NO_MASK if mask is None else mask.expand(q.shape[0], 1, q.shape[2], k.shape[2]).contiguous()
+            return native().decode_attention_bf16(q, k, v, empty)
+        return super().few_query(q, k, v, mask)
+
+
+_NO_MASK = torch.zeros(0, dtype=torch.bool)
+
+
 def install(model: nn.Module) -> int:
     """Swap every bias-free bf16 CPU Linear with more than one output for a GemvLinear over the same
-    weight, when the kernel is available; returns how many were swapped."""
+    weight, and every bf16 RMSNorm for a NativeRMSNorm, when the kernels are available; returns how
+    many modules were swapped."""
+    if native() is None:
+        return 0
+    norms = [m for m in model.modules() if type(m) is RMSNorm and m.weight.dtype == torch.bfloat16 and m.weight.device.type == "cpu"]
+    for norm in norms:
+        norm.__class__ = NativeRMSNorm  # same parameters and attributes; only forward differs
+    attentions = [m for m in model.modules() if type(m) is Attention]  # install() runs on CPU bf16 models only
+    for attention in attentions:
+        attention.__class__ = NativeAttention  # only the bf16 decode step differs
+    return len(norms) + len(attentions) + _install_gemv(model)
+
+
+def _install_gemv(model: nn.Module) -> int:
     candidates = []
     for module in model.modules():
         for name, child in module.named_children():
             if type(child) is nn.Linear and child.bias is None and child.out_features > 1 \
                     and child.weight.dtype == torch.bfloat16 and child.weight.device.type == "cpu" and child.weight.is_contiguous():
                 candidates.append((module, name, child))
-    if not candidates or native() is None:
-        return 0
     for parent, name, linear in candidates:
         fast = GemvLinear.__new__(GemvLinear)
         nn.Module.__init__(fast)

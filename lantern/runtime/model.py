@@ -59,18 +59,29 @@ class Attention(nn.Module):
         q = self.q_proj(x).view(b, s, self.heads, self.head_dim).transpose(1, 2)  # [B, H, S, D]
         k = self.k_proj(x).view(b, s, self.kv_heads, self.head_dim).transpose(1, 2)
         v = self.v_proj(x).view(b, s, self.kv_heads, self.head_dim).transpose(1, 2)
-        q = q * cos + rotate_half(q) * sin
-        k = k * cos + rotate_half(k) * sin
+        q, k = self.rotate(q, cos, sin), self.rotate(k, cos, sin)
         if cache is not None:
             k, v = cache.write(slot, start, k, v)  # now [B, H_kv, start+S, D]
+        if x.device.type == "cpu" and s <= 4:
+            out = self.few_query(q, k, v, mask)
+        else:
+            out = F.scaled_dot_product_attention(q, *self.per_head(k, v), attn_mask=mask)
+        return self.o_proj(out.transpose(1, 2).reshape(b, s, self.heads * self.head_dim))
+
+    def rotate(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        """RoPE: x [B, H, S, D] rotated by the tables cos, sin [B, 1, S, D] (kernels.NativeAttention overrides it)."""
+        return x * cos + rotate_half(x) * sin
+
+    def per_head(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """k, v with each key-value head repeated for the query heads that share it (GQA)."""
         if self.kv_heads != self.heads:
             k = k.repeat_interleave(self.heads // self.kv_heads, dim=1)
             v = v.repeat_interleave(self.heads // self.kv_heads, dim=1)
-        if x.device.type == "cpu" and s <= 4:
-            out = few_query_attention(q, k, v, mask)
-        else:
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
-        return self.o_proj(out.transpose(1, 2).reshape(b, s, self.heads * self.head_dim))
+        return k, v
+
+    def few_query(self, q, k, v, mask) -> torch.Tensor:
+        """Attention of the few query rows of a decode step on CPU (kernels.NativeAttention overrides it)."""
+        return few_query_attention(q, *self.per_head(k, v), mask)
 
 
 def few_query_attention(q, k, v, mask) -> torch.Tensor:

@@ -4,15 +4,23 @@ own bf16 path) and int4 matrix-vector products, and int4 dequantization, on shap
 AVX-512 BF16, where nothing is swapped in. Tolerance: one rounding of a float32 sum to bf16,
 2^-8 of the largest output."""
 
+import shutil
+
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lantern.runtime.kernels import GemvLinear, dequantize_int4_into, gemv_bf16, gemv_int4, install, native
+from lantern.runtime.kernels import GemvLinear, cpu_has_avx512_bf16, dequantize_int4_into, gemv_bf16, gemv_int4, install, native
 from lantern.runtime.quantize import dequantize_int4, pack_int4, quantize_int4
 
-pytestmark = pytest.mark.skipif(native() is None, reason="no AVX-512 BF16 (or no compiler): the kernel is not used here")
+pytestmark = pytest.mark.skipif(not cpu_has_avx512_bf16() or shutil.which("c++") is None,
+                                reason="no AVX-512 BF16 and VNNI, or no C++ compiler: the kernels are not used here")
+
+
+def test_the_kernels_build_where_the_cpu_has_them():
+    """A mistake in the C++ source must fail here, not skip every test of this file."""
+    assert native() is not None, "the native kernels did not build; see the warning logged by lantern.runtime.kernels"
 
 
 @pytest.mark.parametrize("n,k", [(7, 40), (64, 64), (160, 2048), (2048, 5632)])
@@ -82,3 +90,73 @@ def test_int8_kernel_matches_a_float64_product_within_its_activation_rounding(n,
     q = torch.round(x.float().reshape(-1, 256) * inverse)
     emulated = weights @ (q.double() * (peak / 127).double()).reshape(-1)
     assert bool(((out.double() - emulated).abs() <= magnitude / 256).all())
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 2048), (3, 5, 64), (2, 40)])  # 40: a width that is not a multiple of 16
+def test_native_rmsnorm_matches_the_runtime_rmsnorm(shape):
+    """The fused kernel against RMSNorm's eight PyTorch ops: only the float32 sum of squares is
+    added in another order, so an output may differ by one bf16 rounding step (2^-8 relative)."""
+    from lantern.runtime.kernels import NativeRMSNorm
+    from lantern.runtime.model import RMSNorm
+
+    generator = torch.Generator().manual_seed(shape[-1])
+    reference = RMSNorm(shape[-1], 1e-6).to(torch.bfloat16)
+    reference.weight.data = (torch.randn(shape[-1], generator=generator) * 2).to(torch.bfloat16)
+    fused = RMSNorm(shape[-1], 1e-6).to(torch.bfloat16)
+    fused.weight.data = reference.weight.data.clone()
+    fused.__class__ = NativeRMSNorm
+    x = (torch.randn(*shape, generator=generator) * 3).to(torch.bfloat16)
+    expected, got = reference(x), fused(x)
+    assert got.dtype == torch.bfloat16 and got.shape == expected.shape
+    ulp = expected.float().abs() * 2**-7 + 1e-30
+    assert bool(((got.float() - expected.float()).abs() <= ulp).all())
+    assert float((got.float() == expected.float()).float().mean()) > 0.99  # nearly all bit for bit
+    assert torch.equal(fused(x.float()), RMSNorm.forward(fused, x.float()))  # other dtypes: the plain module
+
+
+@pytest.mark.parametrize("heads,kv_heads,queries,with_mask", [(4, 4, 1, False), (8, 2, 3, True)])
+def test_native_decode_attention_matches_few_query_attention(heads, kv_heads, queries, with_mask):
+    """The fused decode attention against model.few_query_attention on the same bf16 inputs, with
+    k and v as the cache hands them over (prefix views of a longer buffer) and grouped key-value
+    heads: the same float32 computation in another summation order, so within one bf16 rounding
+    step of the output's scale."""
+    from lantern.runtime.config import preset
+    from lantern.runtime.kernels import NativeAttention
+    from lantern.runtime.model import Attention, few_query_attention
+
+    import dataclasses
+
+    config = dataclasses.replace(preset("tiny"), num_attention_heads=heads, num_key_value_heads=kv_heads)
+    attention = Attention(config)
+    attention.__class__ = NativeAttention
+    generator = torch.Generator().manual_seed(heads + queries)
+    d, t = config.head_dim, 37
+    q = torch.randn(1, queries, heads, d, generator=generator).to(torch.bfloat16).transpose(1, 2)  # as Attention makes it
+    buffer_k = torch.randn(1, kv_heads, 64, d, generator=generator).to(torch.bfloat16)
+    buffer_v = torch.randn(1, kv_heads, 64, d, generator=generator).to(torch.bfloat16)
+    k, v = buffer_k[:, :, :t], buffer_v[:, :, :t]
+    mask = (torch.rand(1, 1, queries, t, generator=generator) > 0.3) if with_mask else None
+    if mask is not None:
+        mask[..., 0] = True
+    got = attention.few_query(q, k, v, mask)
+    expected = few_query_attention(q, *attention.per_head(k, v), mask)
+    assert got.dtype == torch.bfloat16 and got.shape == expected.shape == (1, heads, queries, d)
+    assert float((got.float() - expected.float()).abs().max()) <= float(expected.float().abs().max()) * 2**-7
+
+
+def test_native_rope_is_the_runtime_rope_bit_for_bit():
+    """The fused RoPE rounds as PyTorch's three bf16 ops do, so it gives the same bits, on q as
+    Attention makes it (a transposed view) and for several query rows."""
+    from lantern.runtime.config import preset
+    from lantern.runtime.kernels import NativeAttention
+    from lantern.runtime.model import Attention, rope_tables
+
+    import dataclasses
+
+    config = dataclasses.replace(preset("tiny"), head_dim=64)
+    attention = Attention(config)
+    attention.__class__ = NativeAttention
+    generator = torch.Generator().manual_seed(7)
+    x = torch.randn(2, 3, config.num_attention_heads, 64, generator=generator).to(torch.bfloat16).transpose(1, 2)
+    cos, sin = rope_tables(torch.tensor([[5, 6, 7], [40, 41, 42]]), 64, config.rope_theta, torch.bfloat16)
+    assert torch.equal(attention.rotate(x, cos, sin), Attention.rotate(attention, x, cos, sin))
