@@ -160,3 +160,28 @@ def test_native_rope_is_the_runtime_rope_bit_for_bit():
     x = torch.randn(2, 3, config.num_attention_heads, 64, generator=generator).to(torch.bfloat16).transpose(1, 2)
     cos, sin = rope_tables(torch.tensor([[5, 6, 7], [40, 41, 42]]), 64, config.rope_theta, torch.bfloat16)
     assert torch.equal(attention.rotate(x, cos, sin), Attention.rotate(attention, x, cos, sin))
+
+
+def test_a_bf16_decode_step_goes_through_every_native_kernel(tmp_path, monkeypatch):
+    """The numeric tests above would pass on PyTorch's path too; this one checks the dispatch: a
+    tiny bf16 checkpoint loaded on CPU decodes through the GEMV, RMSNorm, RoPE and attention kernels."""
+    import dataclasses
+
+    from lantern.runtime import kernels, load
+    from lantern.runtime.config import preset
+    from lantern.runtime.testing import make_random_checkpoint
+
+    shape = dataclasses.replace(preset("tiny"), head_dim=32)  # the RoPE kernel takes head widths of 32 and up
+    lm = load(make_random_checkpoint(tmp_path / "ouro", shape, seed=1), device="cpu", dtype="bfloat16")
+    called: list[str] = []
+    real = kernels.native()
+
+    class Spy:
+        def __getattr__(self, name):
+            called.append(name)
+            return getattr(real, name)
+
+    monkeypatch.setattr(kernels, "native", lambda: Spy())
+    tokens = list(lm.generate(lm.encode("Ouro loops"), max_new_tokens=3, mode="fast", exit_threshold=0.5))
+    assert len(tokens) == 3
+    assert {"gemv_bf16", "rmsnorm_bf16", "rope_bf16", "decode_attention_bf16"} <= set(called)
