@@ -28,16 +28,14 @@ class ToolRunner(Protocol):
 
 def requested_by_document(call: ToolCall, evidence: list[Evidence], prefix: str) -> int | None:
     """The number of a knowledge-base passage that itself asks for this tool (a tool-call line or block
-    naming it), or that the call's arguments were taken from flagged text of (see `flagged_argument`),
-    or None. Text in a document never triggers a tool by itself: a model that repeats such a
-    request is refused."""
+    naming it), or None. Text in a document never triggers a tool by itself: a model that repeats
+    such a request is refused (see `refusal`, which also checks `flagged_argument`)."""
     name = re.escape(call.name.rsplit("__", 1)[-1])
     pattern = re.compile(rf"(?:{re.escape(prefix)}|<tool_call>)[^\n]{{0,80}}?\b{name}\b", re.IGNORECASE)
     for number, passage in enumerate(evidence, 1):
         if not passage.source.startswith("tool:") and pattern.search(passage.text):
             return number
-    found = flagged_argument(call, evidence)
-    return found[0] if found is not None else None
+    return None
 
 
 def flagged_argument(call: ToolCall, evidence: list[Evidence]) -> tuple[int, str, Flag] | None:

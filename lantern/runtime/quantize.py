@@ -37,6 +37,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lantern.runtime import kernels
+
 MODES = ("none", "int8", "int4")
 INT4_GROUP = 64
 """Input columns sharing one (scale, zero) pair (the native kernel's layout is built on it). On
@@ -84,20 +86,13 @@ class Int8Linear(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shape = x.shape
         rows = x.reshape(-1, self.in_features)
-        if rows.shape[0] == 1 and x.dtype == torch.bfloat16 and x.device.type == "cpu" and self.in_features % 256 == 0 and _native() is not None:
-            out = _native().gemv_int8(rows.reshape(-1).contiguous(), self.weight_int8, self._scale_f32()).reshape(1, -1)
+        if rows.shape[0] == 1 and x.dtype == torch.bfloat16 and x.device.type == "cpu" and self.in_features % 256 == 0 and kernels.native() is not None:
+            out = kernels.native().gemv_int8(rows.reshape(-1).contiguous(), self.weight_int8, self._scale_f32()).reshape(1, -1)
         elif x.device.type == "cpu" and x.dtype in (torch.bfloat16, torch.float32, torch.float16) and rows.shape[0] < MATRIX_KERNEL_ROWS:
             out = torch._weight_int8pack_mm(rows, self.weight_int8, self.scale.to(x.dtype))
         else:
             out = _codes_matmul(rows, self.weight_int8) * self.scale.to(x.dtype)
         return out.reshape(*shape[:-1], self.out_features)
-
-
-def _native():
-    """The native kernels (kernels.py), or None where the CPU or the machine cannot build them."""
-    from lantern.runtime.kernels import native
-
-    return native()
 
 
 _scratch = threading.local()
@@ -214,10 +209,8 @@ class Int4Linear(nn.Module):
 
     def __init__(self, packed: torch.Tensor, scales_zeros: torch.Tensor, dtype: torch.dtype, backend: str | None = None) -> None:
         super().__init__()
-        from lantern.runtime.kernels import native
-
         self.out_features, self.in_features = packed.shape[0], packed.shape[1] * 2
-        self.backend = backend or ("native" if dtype == torch.bfloat16 and packed.device.type == "cpu" and native() is not None else "aten")
+        self.backend = backend or ("native" if dtype == torch.bfloat16 and packed.device.type == "cpu" and kernels.native() is not None else "aten")
         if self.backend == "native":
             self.register_buffer("weight_int4", packed)  # [N, K/2] uint8, Lantern's layout
             self.register_buffer("scales_zeros", scales_zeros.to(torch.bfloat16))  # [N, K/64, 2]
@@ -235,13 +228,9 @@ class Int4Linear(nn.Module):
         if self.backend == "aten":
             out = torch.ops.aten._weight_int4pack_mm_for_cpu(rows, self.weight_int4pack, INT4_GROUP, self.scales_and_zeros.to(rows.dtype))
         elif rows.shape[0] == 1 and rows.dtype == torch.bfloat16:
-            from lantern.runtime.kernels import gemv_int4
-
-            out = gemv_int4(rows.reshape(-1).contiguous(), self.weight_int4, self.scales_zeros)[None]
+            out = kernels.gemv_int4(rows.reshape(-1).contiguous(), self.weight_int4, self.scales_zeros)[None]
         else:
-            from lantern.runtime.kernels import dequantize_int4_into
-
-            out = _chunked_matmul(rows.to(torch.bfloat16), self.out_features, lambda start, stop, buffer: dequantize_int4_into(
+            out = _chunked_matmul(rows.to(torch.bfloat16), self.out_features, lambda start, stop, buffer: kernels.dequantize_int4_into(
                 self.weight_int4[start:stop], self.scales_zeros[start:stop], buffer)).to(rows.dtype)
         return out.reshape(*shape[:-1], self.out_features)
 
