@@ -1,4 +1,5 @@
-"""Native matrix-vector kernels for batch-1 decode on CPUs with AVX-512 BF16: bf16 and int4 weights.
+"""Native kernels for CPUs with AVX-512 BF16 and VNNI: weight products (bf16, int8, int4), RMSNorm,
+RoPE and decode attention.
 
 Decode multiplies one activation row by every weight matrix once per loop step, so its speed is
 the speed at which those products stream the weights from memory. PyTorch's bf16 path for a single
@@ -6,13 +7,17 @@ row read them at about a third of the machine's read bandwidth on the developmen
 against 20 GB/s, one thread, shared machine); `gemv_bf16` reads four weight rows at a time with
 `vdpbf16ps` (bf16 pairs multiplied and summed into float32 lanes, no conversion pass) and reaches
 about three quarters of it. Each output is a float32 sum rounded once to bf16, as PyTorch's is;
-only the order of the additions differs. `gemv_int4` does the same over int4 weights in Lantern's
-layout (quantize.py), turning each 4-bit code into bf16 with one table lookup per 32 codes, so no
-float weight is ever written to memory; `dequantize_int4_into` writes bf16 rows for prompts.
-`gemv_int8` quantizes the activation row to int8 per block of 256 columns and multiplies bytes by
-bytes with VNNI (`vpdpbusd`), so int8 weights are never widened: an earlier kernel that widened the
-codes to float32 was no faster than PyTorch's `_weight_int8pack_mm`. Streaming 460 MB of int8
-weights on the 2-core development machine: 37 GB/s against PyTorch's 27 (bf16 kernel: 43).
+only the order of the additions differs.
+
+Quantized weights are never widened to floats: the activations are rounded to int8 instead (per
+block of 256 columns for int8 weights, per group of 64 for int4, each value within half a step of
+its own) and VNNI (`vpdpbusd`) multiplies bytes by bytes, 64 pairs per instruction. `gemv_int8`
+serves one row; `matmul_int8` and `matmul_int4` serve prompts (many rows, in tiles that reuse each
+loaded weight for several rows of x, faster than converting the weights for PyTorch's bf16 matrix
+kernel), and `matmul_int4` one row too. int4 codes sit in a layout made for this
+(quantize.pack_int4): each 32-bit lane of a vector holds codes of a different group, so the groups'
+scales are applied 16 at a time, once per 1,024 columns. Streaming 460 MB of int8 weights on the
+2-core development machine: 37 GB/s against PyTorch's 27 (bf16 kernel: 43).
 
 The C++ source below is compiled once per machine with torch's extension builder (g++ and ninja;
 about a minute, cached by torch under ~/.cache/torch_extensions, or TORCH_EXTENSIONS_DIR) the
@@ -20,7 +25,7 @@ first time a bf16 model is loaded on a CPU that has AVX-512 BF16. `GemvLinear` s
 nn.Linear (same `weight` parameter, so nothing else changes) and uses the kernel for one input row
 in bf16; every other case (prompts, batches, other dtypes, other devices) goes to F.linear. When
 the CPU lacks the instructions, no compiler is found, or LANTERN_NATIVE_KERNELS=0, nothing is
-swapped, int4 uses PyTorch's kernel, and the model runs exactly as before.
+swapped, int8 and int4 use PyTorch's kernels, and the model runs exactly as before.
 
 This module knows nothing about models beyond nn.Linear.
 """
@@ -107,117 +112,23 @@ static inline uint16_t bf16_bits(float f) {  // rounded to nearest even, as vcvt
   return (uint16_t)((u + 0x7FFF + ((u >> 16) & 1)) >> 16);
 }
 
-// int4 weights in Lantern's layout: row n, group g (64 columns) is 32 bytes at codes[n, 32 g ...];
-// byte j holds column 64 g + j in its low nibble and column 64 g + 32 + j in its high nibble.
-// w = (code - 8) * scale + zero, (scale, zero) = sz[n, g, 0..1] in bf16. Per group the dot product is
-// scale * (codes . x_g) + (zero - 8 scale) * sum(x_g): the codes (0..15, exact in bf16) go straight
-// into vdpbf16ps through a 16-entry lookup (vpermw), with no float weights ever formed.
 __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
-static void int4_rows(const uint8_t* codes, const uint16_t* sz, const uint16_t* x, const float* xsum, float* y,
-                      int64_t n0, int64_t n1, int64_t K) {
-  const int64_t G = K / 64;
-  alignas(64) uint16_t table_bits[32] = {0};
-  for (int i = 0; i < 16; ++i) {
-    float f = (float)i;
-    uint32_t u;
-    std::memcpy(&u, &f, 4);
-    table_bits[i] = (uint16_t)(u >> 16);
-  }
-  const __m512i table = _mm512_load_si512(table_bits);
-  const __m512i low4 = _mm512_set1_epi16(0x0F);
-  const __m512i high_half = _mm512_set1_epi32((int)0xFFFF0000);
-  alignas(64) float scales[16];
-  for (int64_t n = n0; n < n1; ++n) {
-    const uint8_t* c = codes + n * (K / 2);
-    const uint16_t* p = sz + n * G * 2;
-    __m512 acc = _mm512_setzero_ps(), offsets = _mm512_setzero_ps();
-    for (int64_t g0 = 0; g0 < G; g0 += 16) {
-      // 16 groups' (scale, zero) pairs at once: each 32-bit lane holds scale (low half) and zero
-      // (high half) as bf16, i.e. the top halves of their float32s. The offsets
-      // (zero - 8 scale) * sum(x_g) are summed as vectors; the scales wait on the stack.
-      const int64_t count = std::min<int64_t>(16, G - g0);
-      const __mmask16 lanes = (__mmask16)((1u << count) - 1);
-      const __m512i pairs = _mm512_maskz_loadu_epi32(lanes, p + 2 * g0);
-      const __m512 scale = _mm512_castsi512_ps(_mm512_slli_epi32(pairs, 16));
-      const __m512 zero = _mm512_castsi512_ps(_mm512_and_si512(pairs, high_half));
-      const __m512 sums = _mm512_maskz_loadu_ps(lanes, xsum + g0);
-      offsets = _mm512_fmadd_ps(_mm512_fnmadd_ps(_mm512_set1_ps(8.f), scale, zero), sums, offsets);
-      _mm512_store_ps(scales, scale);
-      for (int64_t g = g0; g < g0 + count; ++g) {
-        const __m512i b = _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i*)(c + g * 32)));
-        const __m512bh lo = (__m512bh)_mm512_permutexvar_epi16(_mm512_and_si512(b, low4), table);
-        const __m512bh hi = (__m512bh)_mm512_permutexvar_epi16(_mm512_srli_epi16(b, 4), table);
-        __m512 d = _mm512_dpbf16_ps(_mm512_setzero_ps(), lo, (__m512bh)_mm512_loadu_si512(x + g * 64));
-        d = _mm512_dpbf16_ps(d, hi, (__m512bh)_mm512_loadu_si512(x + g * 64 + 32));
-        acc = _mm512_fmadd_ps(d, _mm512_set1_ps(scales[g - g0]), acc);
-      }
-    }
-    y[n] = _mm512_reduce_add_ps(acc) + _mm512_reduce_add_ps(offsets);
-  }
+static inline __m512 widen(const uint16_t* p) {  // 16 bf16 values as float32
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i*)p)), 16));
 }
 
-// x [K] bf16, codes [N, K/2] uint8, sz [N, K/64, 2] bf16 -> y [N] bf16.
-torch::Tensor gemv_int4(torch::Tensor x, torch::Tensor codes, torch::Tensor sz) {
-  const int64_t N = codes.size(0), K = x.size(0), G = K / 64;
-  const auto* xp = reinterpret_cast<const uint16_t*>(x.data_ptr());
-  std::vector<float> xsum(G, 0.f);
-  for (int64_t g = 0; g < G; ++g)
-    for (int64_t j = 0; j < 64; ++j) xsum[g] += bf16_value(xp[g * 64 + j]);
-  auto sums = torch::empty({N}, x.options().dtype(torch::kFloat));
-  float* yp = sums.data_ptr<float>();
-  const auto* cp = codes.data_ptr<uint8_t>();
-  const auto* sp = reinterpret_cast<const uint16_t*>(sz.data_ptr());
-  at::parallel_for(0, N, 64, [&](int64_t n0, int64_t n1) { int4_rows(cp, sp, xp, xsum.data(), yp, n0, n1, K); });
-  return sums.to(torch::kBFloat16);
-}
-
-// One group of 64 int4 codes (32 bytes) -> 64 bf16 weights: (code - 8) * scale + zero in float32
-// (a product, then a sum: the rounding of the scalar reference `dequantize_int4` in quantize.py),
-// rounded to nearest even, 16 weights per step.
-__attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
-static void int4_group_to_bf16(const uint8_t* c, float scale, float zero, uint16_t* o) {
-  const __m128i low4 = _mm_set1_epi8(0x0F);
-  const __m512 s = _mm512_set1_ps(scale), z = _mm512_set1_ps(zero), eight = _mm512_set1_ps(8.f);
-  for (int half = 0; half < 2; ++half) {  // bytes 0..15 and 16..31 of the group
-    const __m128i b = _mm_loadu_si128((const __m128i*)(c + 16 * half));
-    const __m128i lo = _mm_and_si128(b, low4), hi = _mm_and_si128(_mm_srli_epi16(b, 4), low4);
-    const __m512 wl = _mm512_add_ps(_mm512_mul_ps(_mm512_sub_ps(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(lo)), eight), s), z);
-    const __m512 wh = _mm512_add_ps(_mm512_mul_ps(_mm512_sub_ps(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(hi)), eight), s), z);
-    _mm256_storeu_si256((__m256i*)(o + 16 * half), (__m256i)_mm512_cvtneps_pbh(wl));       // columns j
-    _mm256_storeu_si256((__m256i*)(o + 32 + 16 * half), (__m256i)_mm512_cvtneps_pbh(wh));  // columns 32 + j
-  }
-}
-
-// The same int4 rows as bf16 weights into out [R, K] (contiguous), for products of many rows (prompts).
-torch::Tensor dequantize_int4_into(torch::Tensor codes, torch::Tensor sz, torch::Tensor out) {
-  const int64_t R = codes.size(0), K = codes.size(1) * 2, G = K / 64;
-  const auto* cp = codes.data_ptr<uint8_t>();
-  const auto* sp = reinterpret_cast<const uint16_t*>(sz.data_ptr());
-  auto* op = reinterpret_cast<uint16_t*>(out.data_ptr());
-  at::parallel_for(0, R, 16, [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; ++r)
-      for (int64_t g = 0; g < G; ++g)
-        int4_group_to_bf16(cp + r * (K / 2) + g * 32, bf16_value(sp[(r * G + g) * 2]), bf16_value(sp[(r * G + g) * 2 + 1]),
-                           op + r * K + g * 64);
-  });
-  return out;
-}
-
-// int8 weights (one scale per row) times a bf16 row quantized to int8 per group of 64 columns
-// (sx_g = max|x_g| / 127): per group, vpdpbusd multiplies |xq| (unsigned) by the weight codes with
-// the sign of xq moved onto them, 64 byte pairs per instruction into 16 int32 sums, which one
-// float multiply-add by sx_g brings to the row's float32 total. Two rows share each x load.
 // int8 weights (one scale per row) times a bf16 row quantized to int8 per block of 256 columns
 // (sx_b = max|x_b| / 127): vpdpbusd multiplies |xq| (unsigned) by the weight codes with the sign
 // of xq moved onto them, 64 byte pairs per instruction into 16 int32 sums (at most
 // 256 * 127 * 127 per block, far from overflow), and one float multiply-add by sx_b per block
 // brings them to the row's float32 total. Four rows share each x load; the next four are
-// prefetched meanwhile.
+// prefetched meanwhile (28 against 36-44 GB/s without, measured here).
 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
-static inline __m512i int8_block(const int8_t* w, const uint8_t* xa, const uint64_t* neg) {
+static inline __m512i int8_block(const int8_t* w, const uint8_t* xa, const uint64_t* neg, int64_t ahead) {
   const __m512i zero = _mm512_setzero_si512();
   __m512i acc = zero;
   for (int i = 0; i < 4; ++i) {
+    _mm_prefetch((const char*)(w + 64 * i + ahead), _MM_HINT_T0);
     __m512i v = _mm512_loadu_si512(w + 64 * i);
     v = _mm512_mask_sub_epi8(v, neg[i], zero, v);
     acc = _mm512_dpbusd_epi32(acc, _mm512_loadu_si512(xa + 64 * i), v);
@@ -238,10 +149,10 @@ static void int8_rows(const int8_t* w, const uint8_t* xabs, const uint64_t* xneg
       const uint64_t* neg = xneg + b * 4;
       const __m512 sx = _mm512_set1_ps(xscale[b]);
       const int8_t* p = w0 + b * 256;
-      a0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(int8_block(p, xa, neg)), sx, a0);
-      a1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(int8_block(p + K, xa, neg)), sx, a1);
-      a2 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(int8_block(p + 2 * K, xa, neg)), sx, a2);
-      a3 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(int8_block(p + 3 * K, xa, neg)), sx, a3);
+      a0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(int8_block(p, xa, neg, 4 * K)), sx, a0);
+      a1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(int8_block(p + K, xa, neg, 4 * K)), sx, a1);
+      a2 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(int8_block(p + 2 * K, xa, neg, 4 * K)), sx, a2);
+      a3 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(int8_block(p + 3 * K, xa, neg, 4 * K)), sx, a3);
     }
     y[n] = _mm512_reduce_add_ps(a0);
     y[n + 1] = _mm512_reduce_add_ps(a1);
@@ -252,7 +163,7 @@ static void int8_rows(const int8_t* w, const uint8_t* xabs, const uint64_t* xneg
     const int8_t* w0 = w + n * K;
     __m512 a0 = _mm512_setzero_ps();
     for (int64_t b = 0; b < B; ++b)
-      a0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(int8_block(w0 + b * 256, xabs + b * 256, xneg + b * 4)), _mm512_set1_ps(xscale[b]), a0);
+      a0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(int8_block(w0 + b * 256, xabs + b * 256, xneg + b * 4, K)), _mm512_set1_ps(xscale[b]), a0);
     y[n] = _mm512_reduce_add_ps(a0);
   }
 }
@@ -282,6 +193,241 @@ torch::Tensor gemv_int8(torch::Tensor x, torch::Tensor codes, torch::Tensor scal
     int8_rows(cp, xabs.data(), xneg.data(), xscale.data(), yp, b0 * 4, std::min(b1 * 4, N), K);
   });
   return (sums * scale).to(torch::kBFloat16);
+}
+
+// ---- int4 weights times int8 activations with VNNI, any number of rows ------------------------
+// Lantern's int4 layout (quantize.pack_int4): a row is cut into superblocks of up to 16 groups of
+// 64 columns (S groups; only the last may be short), each 8 units of 4S bytes; byte 4j + c of unit u
+// holds, for group j of the superblock, column 8u + c in its low nibble and column 8u + 4 + c in its
+// high nibble. One unit split into nibbles is thus two vectors of codes (0..15) whose 32-bit lane j
+// belongs to group j: vpdpbusd multiplies the codes (unsigned) by the activations (signed int8) and
+// sums each group in its own lane, so the per-group scales are applied once per superblock, 16
+// groups at a time, instead of once per 64 columns. sz: [N, superblocks, 2, 16] bf16 (16 scales,
+// then 16 zeros, padded with zeros).
+// The activations are quantized per group of 64 (sx = max|x_g| / 127, each value within sx / 2 of
+// its own) into the same interleaved order (superblock step i: 4S bytes, byte 4j + c = column
+// 64 j + 4 i + c), and per group
+//   sum_k w_k x_k = s * sum_k code_k x_k + (zero - 8 s) * sum_k x_k,
+// the first sum over the rounded x (exact in int32), the second over x itself (float32).
+// A tile is R weight rows by T activation rows: each loaded unit of codes serves T rows of x and
+// each loaded x serves R weight rows (8 x 2 for prompts, 4 x 1 for decode: measured best here).
+// Plain loads where a whole vector is wanted: masked loads, which would do for both, left the
+// hardware prefetcher idle on the development machine (AMD; 14 against 23 GB/s streaming codes).
+__attribute__((target("avx512f,avx512bw,avx512vl")))
+static inline __m512i load_bytes(const void* p, bool full, __mmask64 mask) {
+  return full ? _mm512_loadu_si512(p) : _mm512_maskz_loadu_epi8(mask, p);
+}
+
+template <int R, int T>
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx512bf16")))
+static void int4_tile(const uint8_t* codes, const uint16_t* sz, const int8_t* xq, const float* sx, const float* xsum,
+                      float* y, int64_t n, int64_t t0, int64_t N, int64_t K) {
+  const int64_t G = K / 64, SB = (G + 15) / 16, row_bytes = K / 2;
+  const __m512i low4 = _mm512_set1_epi8(0x0F);
+  __m512 F[R][T];
+  for (int r = 0; r < R; ++r)
+    for (int t = 0; t < T; ++t) F[r][t] = _mm512_setzero_ps();
+  for (int64_t sb = 0; sb < SB; ++sb) {
+    const int64_t S = std::min<int64_t>(16, G - 16 * sb), bytes = 4 * S;
+    const bool full = S == 16;
+    const __mmask64 mask = full ? ~0ull : ((1ull << bytes) - 1);
+    __m512i I[R][T];
+    for (int r = 0; r < R; ++r)
+      for (int t = 0; t < T; ++t) I[r][t] = _mm512_setzero_si512();
+    const uint8_t* cb = codes + n * row_bytes + sb * 512;
+    const int8_t* xb = xq + t0 * K + sb * 1024;
+    for (int u = 0; u < 8; ++u) {
+      __m512i xa[T], xh[T];
+      for (int t = 0; t < T; ++t) {
+        xa[t] = load_bytes(xb + t * K + (2 * u) * bytes, full, mask);
+        xh[t] = load_bytes(xb + t * K + (2 * u + 1) * bytes, full, mask);
+      }
+      for (int r = 0; r < R; ++r) {
+        const uint8_t* at = cb + r * row_bytes + u * bytes;
+        // Decode streams the codes from memory once: fetch two tiles ahead (the hardware
+        // prefetcher alone left this loop at half the read bandwidth, measured here).
+        if (T == 1) _mm_prefetch((const char*)(at + 2 * R * row_bytes), _MM_HINT_T0);
+        const __m512i v = load_bytes(at, full, mask);
+        const __m512i lo = _mm512_and_si512(v, low4), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), low4);
+        for (int t = 0; t < T; ++t) {
+          I[r][t] = _mm512_dpbusd_epi32(I[r][t], lo, xa[t]);
+          I[r][t] = _mm512_dpbusd_epi32(I[r][t], hi, xh[t]);
+        }
+      }
+    }
+    for (int r = 0; r < R; ++r) {
+      const uint16_t* p = sz + ((n + r) * SB + sb) * 32;
+      const __m512 s = widen(p), z = widen(p + 16);
+      const __m512 o = _mm512_fnmadd_ps(_mm512_set1_ps(8.f), s, z);
+      for (int t = 0; t < T; ++t) {
+        const float* sxp = sx + (t0 + t) * SB * 16 + sb * 16;
+        const float* xsp = xsum + (t0 + t) * SB * 16 + sb * 16;
+        F[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(I[r][t]), _mm512_mul_ps(s, _mm512_loadu_ps(sxp)), F[r][t]);
+        F[r][t] = _mm512_fmadd_ps(o, _mm512_loadu_ps(xsp), F[r][t]);
+      }
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int t = 0; t < T; ++t) y[(t0 + t) * N + n + r] = _mm512_reduce_add_ps(F[r][t]);
+}
+
+// Rows of bf16 activations -> int8 per group of 64 in the interleaved order, with scales and sums.
+// Rounding: x * (127 / peak) in float32 rounded to nearest even, as the scalar reference does it.
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
+static void int4_activations(const uint16_t* x, int64_t m0, int64_t m1, int64_t K, int8_t* xq, float* sx, float* xsum) {
+  const int64_t G = K / 64, SB = (G + 15) / 16;
+  for (int64_t m = m0; m < m1; ++m) {
+    const uint16_t* xr = x + m * K;
+    for (int64_t g = 0; g < G; ++g) {
+      const int64_t sb = g / 16, j = g % 16, S = std::min<int64_t>(16, G - 16 * sb);
+      __m512 v[4];
+      __m512 peak = _mm512_setzero_ps(), total = _mm512_setzero_ps();
+      for (int i = 0; i < 4; ++i) {
+        v[i] = widen(xr + g * 64 + 16 * i);
+        peak = _mm512_max_ps(peak, _mm512_abs_ps(v[i]));
+        total = _mm512_add_ps(total, v[i]);
+      }
+      const float top = _mm512_reduce_max_ps(peak);
+      const float inverse = top > 0.f ? 127.f / top : 0.f;
+      sx[m * SB * 16 + g] = top / 127.f;
+      xsum[m * SB * 16 + g] = _mm512_reduce_add_ps(total);
+      int8_t* base = xq + m * K + sb * 1024 + 4 * j;
+      for (int i = 0; i < 4; ++i) {  // columns 16 i .. 16 i + 15 are steps 4 i .. 4 i + 3, 4 bytes each
+        alignas(16) int32_t lanes[4];
+        _mm_store_si128((__m128i*)lanes, _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(v[i], _mm512_set1_ps(inverse)))));
+        for (int s = 0; s < 4; ++s) std::memcpy(base + (4 * i + s) * 4 * S, &lanes[s], 4);
+      }
+    }
+  }
+}
+
+// x [M, K] bf16, codes [N, K/2] uint8 (interleaved layout), sz [N, SB, 2, 16] bf16 -> [M, N] bf16.
+torch::Tensor matmul_int4(torch::Tensor x, torch::Tensor codes, torch::Tensor sz) {
+  const int64_t M = x.size(0), K = x.size(1), N = codes.size(0), G = K / 64, SB = (G + 15) / 16;
+  TORCH_CHECK(K % 64 == 0 && N % 8 == 0 && x.is_contiguous() && codes.is_contiguous() && sz.is_contiguous() && codes.size(1) == K / 2,
+              "matmul_int4: unsupported shape");
+  auto xq = torch::empty({M, K}, x.options().dtype(torch::kInt8));
+  auto sx = torch::zeros({M, SB * 16}, x.options().dtype(torch::kFloat));
+  auto xs = torch::zeros({M, SB * 16}, x.options().dtype(torch::kFloat));
+  const auto* xp = reinterpret_cast<const uint16_t*>(x.data_ptr());
+  if (M < 4) int4_activations(xp, 0, M, K, xq.data_ptr<int8_t>(), sx.data_ptr<float>(), xs.data_ptr<float>());
+  else at::parallel_for(0, M, 4, [&](int64_t m0, int64_t m1) { int4_activations(xp, m0, m1, K, xq.data_ptr<int8_t>(), sx.data_ptr<float>(), xs.data_ptr<float>()); });
+  auto out = torch::empty({M, N}, x.options().dtype(torch::kFloat));
+  const auto* cp = codes.data_ptr<uint8_t>();
+  const auto* sp = reinterpret_cast<const uint16_t*>(sz.data_ptr());
+  const int8_t* qp = xq.data_ptr<int8_t>();
+  const float* sxp = sx.data_ptr<float>();
+  const float* xsp = xs.data_ptr<float>();
+  float* yp = out.data_ptr<float>();
+  if (M == 1) {
+    at::parallel_for(0, N / 4, 16, [&](int64_t b0, int64_t b1) {
+      for (int64_t b = b0; b < b1; ++b) int4_tile<4, 1>(cp, sp, qp, sxp, xsp, yp, b * 4, 0, N, K);
+    });
+  } else {
+    at::parallel_for(0, N / 8, 1, [&](int64_t b0, int64_t b1) {
+      for (int64_t b = b0; b < b1; ++b) {
+        int64_t t = 0;
+        for (; t + 2 <= M; t += 2) int4_tile<8, 2>(cp, sp, qp, sxp, xsp, yp, b * 8, t, N, K);
+        for (; t < M; ++t) int4_tile<8, 1>(cp, sp, qp, sxp, xsp, yp, b * 8, t, N, K);
+      }
+    });
+  }
+  return out.to(torch::kBFloat16);
+}
+
+// ---- int8 weights times int8 activations with VNNI, for prompts --------------------------------
+// The rows of x quantized per block of 256 as in gemv_int8, but stored as q + 128 (unsigned) so no
+// sign is moved onto the weights per pair: sum_k (q_k + 128) w_k = sum_k q_k w_k + 128 sum_k w_k,
+// the last sum per weight row and block computed once per weight (block_sums [N, K/256] int32).
+// Tiles of 8 weight rows by 2 rows of x (measured best here: each x load serves 8 rows, so the
+// prompt, read from L2, costs half the traffic of 4 x 4 tiles).
+template <int R, int T>
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
+static void int8_tile(const int8_t* w, const uint8_t* xu, const float* sx, const int32_t* block_sums, const float* scale,
+                      float* y, int64_t n, int64_t t0, int64_t N, int64_t K) {
+  const int64_t B = K / 256;
+  __m512 F[R][T];
+  for (int r = 0; r < R; ++r)
+    for (int t = 0; t < T; ++t) F[r][t] = _mm512_setzero_ps();
+  for (int64_t b = 0; b < B; ++b) {
+    __m512i I[R][T];
+    for (int r = 0; r < R; ++r)
+      for (int t = 0; t < T; ++t) I[r][t] = _mm512_setzero_si512();
+    for (int i = 0; i < 4; ++i) {
+      __m512i xa[T];
+      for (int t = 0; t < T; ++t) xa[t] = _mm512_loadu_si512(xu + (t0 + t) * K + b * 256 + 64 * i);
+      for (int r = 0; r < R; ++r) {
+        const __m512i v = _mm512_loadu_si512(w + (n + r) * K + b * 256 + 64 * i);
+        for (int t = 0; t < T; ++t) I[r][t] = _mm512_dpbusd_epi32(I[r][t], xa[t], v);
+      }
+    }
+    for (int t = 0; t < T; ++t) {
+      const __m512 s = _mm512_set1_ps(sx[(t0 + t) * B + b]);
+      for (int r = 0; r < R; ++r) F[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(I[r][t]), s, F[r][t]);
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int t = 0; t < T; ++t) {
+      float correction = 0.f;
+      for (int64_t b = 0; b < B; ++b) correction += sx[(t0 + t) * B + b] * (float)block_sums[(n + r) * B + b];
+      y[(t0 + t) * N + n + r] = scale[n + r] * (_mm512_reduce_add_ps(F[r][t]) - 128.f * correction);
+    }
+}
+
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
+static void int8_activations(const uint16_t* x, int64_t m0, int64_t m1, int64_t K, uint8_t* xu, float* sx) {
+  const int64_t B = K / 256;
+  const __m512i offset = _mm512_set1_epi32(128);
+  for (int64_t m = m0; m < m1; ++m)
+    for (int64_t b = 0; b < B; ++b) {
+      const uint16_t* xr = x + m * K + b * 256;
+      __m512 peak = _mm512_setzero_ps();
+      for (int i = 0; i < 16; ++i) peak = _mm512_max_ps(peak, _mm512_abs_ps(widen(xr + 16 * i)));
+      const float top = _mm512_reduce_max_ps(peak);
+      sx[m * B + b] = top / 127.f;
+      const __m512 inverse = _mm512_set1_ps(top > 0.f ? 127.f / top : 0.f);
+      for (int i = 0; i < 16; ++i) {
+        const __m512i q = _mm512_add_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(widen(xr + 16 * i), inverse)), offset);
+        _mm_storeu_si128((__m128i*)(xu + m * K + b * 256 + 16 * i), _mm512_cvtepi32_epi8(q));
+      }
+    }
+}
+
+// R weight rows against every row of x, two rows of x at a time.
+template <int R>
+static void int8_rows_tile(const int8_t* w, const uint8_t* xu, const float* sx, const int32_t* bs, const float* scale,
+                           float* y, int64_t n, int64_t M, int64_t N, int64_t K) {
+  int64_t t = 0;
+  for (; t + 2 <= M; t += 2) int8_tile<R, 2>(w, xu, sx, bs, scale, y, n, t, N, K);
+  for (; t < M; ++t) int8_tile<R, 1>(w, xu, sx, bs, scale, y, n, t, N, K);
+}
+
+// x [M, K] bf16 (K a multiple of 256), codes [N, K] int8, scale [N] float32, block_sums [N, K/256] int32 -> [M, N] bf16.
+torch::Tensor matmul_int8(torch::Tensor x, torch::Tensor codes, torch::Tensor scale, torch::Tensor block_sums) {
+  const int64_t M = x.size(0), K = x.size(1), N = codes.size(0), B = K / 256;
+  TORCH_CHECK(K % 256 == 0 && x.is_contiguous() && codes.is_contiguous() && codes.size(1) == K && block_sums.size(1) == B,
+              "matmul_int8: unsupported shape");
+  auto xu = torch::empty({M, K}, x.options().dtype(torch::kUInt8));
+  auto sx = torch::empty({M, B}, x.options().dtype(torch::kFloat));
+  const auto* xp = reinterpret_cast<const uint16_t*>(x.data_ptr());
+  at::parallel_for(0, M, 4, [&](int64_t m0, int64_t m1) { int8_activations(xp, m0, m1, K, xu.data_ptr<uint8_t>(), sx.data_ptr<float>()); });
+  auto out = torch::empty({M, N}, x.options().dtype(torch::kFloat));
+  const auto* wp = codes.data_ptr<int8_t>();
+  const auto* up = xu.data_ptr<uint8_t>();
+  const float* sxp = sx.data_ptr<float>();
+  const int32_t* bs = block_sums.data_ptr<int32_t>();
+  const float* scp = scale.data_ptr<float>();
+  float* yp = out.data_ptr<float>();
+  at::parallel_for(0, (N + 7) / 8, 1, [&](int64_t b0, int64_t b1) {
+    for (int64_t b = b0; b < b1; ++b) {
+      if (b * 8 + 8 <= N) {
+        int8_rows_tile<8>(wp, up, sxp, bs, scp, yp, b * 8, M, N, K);
+      } else {
+        for (int64_t n = b * 8; n < N; ++n) int8_rows_tile<1>(wp, up, sxp, bs, scp, yp, n, M, N, K);  // the last few rows
+      }
+    }
+  });
+  return out.to(torch::kBFloat16);
 }
 
 // RMSNorm of bf16 rows as the runtime's RMSNorm computes it: in float32, the row scaled by
@@ -387,10 +533,6 @@ torch::Tensor decode_attention_bf16(torch::Tensor q, torch::Tensor k, torch::Ten
   return out;
 }
 
-__attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
-static inline __m512 widen(const uint16_t* p) {  // 16 bf16 values as float32
-  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i*)p)), 16));
-}
 
 __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
 static inline __m512 round_trip(__m512 f) {  // to bf16 (nearest even) and back to float32
@@ -456,7 +598,7 @@ def cpu_has_avx512_bf16() -> bool:
 
 
 _building = threading.Lock()
-EXTENSION = "lantern_kernels_v11"
+EXTENSION = "lantern_kernels_v13"
 """The compiled module's name: a new name whenever _SOURCE changes, so no stale build is loaded."""
 
 
@@ -486,7 +628,7 @@ def native():
             _find_ninja()
             if not (Path(_get_build_directory(EXTENSION, False)) / f"{EXTENSION}.so").exists():
                 print("Compiling Lantern's native CPU kernels, once for this machine (about a minute)...", file=sys.stderr, flush=True)
-            return load_inline(EXTENSION, cpp_sources=_SOURCE, functions=["gemv_bf16", "gemv_int4", "gemv_int8", "dequantize_int4_into", "rmsnorm_bf16", "decode_attention_bf16", "rope_bf16"],
+            return load_inline(EXTENSION, cpp_sources=_SOURCE, functions=["gemv_bf16", "gemv_int8", "matmul_int4", "matmul_int8", "rmsnorm_bf16", "decode_attention_bf16", "rope_bf16"],
                                extra_cflags=["-O3", "-fopenmp"], extra_ldflags=["-fopenmp"], verbose=False)
         except Exception as exc:  # no compiler, no ninja, an old assembler: run without the kernel
             log.warning("native CPU kernels unavailable (%s: %s); using PyTorch's", type(exc).__name__, str(exc).splitlines()[0][:200])
@@ -498,11 +640,6 @@ def gemv_bf16(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     return native().gemv_bf16(x, weight)
 
 
-def gemv_int4(x: torch.Tensor, codes: torch.Tensor, scales_zeros: torch.Tensor) -> torch.Tensor:
-    """x [K] bf16 times int4 weights in Lantern's layout (see quantize.py) -> [N] bf16."""
-    return native().gemv_int4(x, codes, scales_zeros)
-
-
 def gemv_int8(x: torch.Tensor, codes: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     """x [K] bf16 (K a multiple of 256) times int8 weights with one float32 scale per row -> [N] bf16.
     x is quantized to int8 per block of 256 (each value within half a step, max|x_b|/254, of its
@@ -510,9 +647,18 @@ def gemv_int8(x: torch.Tensor, codes: torch.Tensor, scale: torch.Tensor) -> torc
     return native().gemv_int8(x, codes, scale)
 
 
-def dequantize_int4_into(codes: torch.Tensor, scales_zeros: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-    """int4 rows in Lantern's layout -> bf16 into `out` [rows, K] (prompts multiply these with the matrix kernel)."""
-    return native().dequantize_int4_into(codes, scales_zeros, out)
+def matmul_int8(x: torch.Tensor, codes: torch.Tensor, scale: torch.Tensor, block_sums: torch.Tensor) -> torch.Tensor:
+    """x [M, K] bf16 (K a multiple of 256) times int8 weights -> [M, N] bf16, each row of x
+    quantized as gemv_int8 quantizes it; block_sums = codes summed per row and block of 256
+    (int32 [N, K/256], see quantize.Int8Linear)."""
+    return native().matmul_int8(x, codes, scale, block_sums)
+
+
+def matmul_int4(x: torch.Tensor, codes: torch.Tensor, superblock_scales: torch.Tensor) -> torch.Tensor:
+    """x [M, K] bf16 times int4 weights in Lantern's layout (quantize.pack_int4; scales and zeros
+    as quantize.superblock_scales lays them out) -> [M, N] bf16; x is quantized to int8 per group
+    of 64 columns (each value within max|x_g|/254 of its own). One row (decode) or many (prompts)."""
+    return native().matmul_int4(x, codes, superblock_scales)
 
 
 class GemvLinear(nn.Linear):

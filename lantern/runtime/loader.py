@@ -257,7 +257,8 @@ def quant_artifact(snapshot: Path, mode: str) -> Path:
     key = "|".join(f"{p.resolve()}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in files)
     # "-v2": int8 artifacts written before write_safetensors were unaligned, and every unaligned
     # tensor had to be copied out of the mapping (twice the memory); those are made again once.
-    name = "model-int8-v2.safetensors" if mode == "int8" else f"model-int4-g{INT4_GROUP}.safetensors"
+    # int4 "-v2": the codes' layout changed to the VNNI kernel's (quantize.pack_int4).
+    name = "model-int8-v2.safetensors" if mode == "int8" else f"model-int4-g{INT4_GROUP}-v2.safetensors"
     return default_home() / "quantized" / hashlib.sha1(key.encode()).hexdigest()[:16] / name
 
 

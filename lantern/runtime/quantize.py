@@ -10,12 +10,13 @@ Batch-1 decode reads every layer weight once per loop step, so its speed is (byt
   weight buys finer steps for all the others). Scale and zero are rounded to bf16 before the
   codes are chosen, so the codes fit the scales the kernel really uses.
 
-`Int8Linear` and `Int4Linear` swap in for nn.Linear. One-row products (decode) read the small
-weights directly: int8 through PyTorch's fused kernel (`torch._weight_int8pack_mm`), int4 through
-Lantern's native kernel (kernels.py; bf16 models on CPUs with AVX-512 BF16) or else PyTorch's
-(`torch.ops.aten._weight_int4pack_mm_for_cpu`). Prompts' many rows go to the ordinary matrix
-kernel over the weight converted back to the activation dtype, 1024 rows at a time into one reused
-buffer (the fused int8 kernel works row by row, 3-5x slower there). int4 runs on CPU only.
+`Int8Linear` and `Int4Linear` swap in for nn.Linear. On bf16 models on CPUs with AVX-512 BF16 and
+VNNI, Lantern's native kernels (kernels.py) multiply the small weights directly, one row (decode)
+or many (prompts), rounding the activations to int8 per block. Elsewhere int8 decode uses
+PyTorch's fused kernel (`torch._weight_int8pack_mm`) and int8 prompts the ordinary matrix kernel
+over the codes converted 1024 rows at a time into one reused buffer (the fused kernel works row by
+row, 3-5x slower there); int4 uses PyTorch's kernel (`torch.ops.aten._weight_int4pack_mm_for_cpu`).
+int4 runs on CPU only.
 
 What gets quantized (`plan`): every attention and MLP projection; the output head is int8 in both
 modes (in int4 it would save 7% of a token's bytes, and its error lands on the logits directly);
@@ -24,7 +25,8 @@ embeddings and the 1-output exit gate stay in the model's dtype. A projection wh
 
 `quantize(model, mode)` converts a model in place and returns the tensors the loader saves once
 per checkpoint (LANTERN_HOME/quantized/); `apply(model, mode, tensors)` swaps the saved tensors back
-in. The int4 tensors are stored in Lantern's own layout (`pack_int4`), the same on every CPU.
+in. The int4 tensors are stored in Lantern's own layout (`pack_int4`), the same on every CPU, made
+for the native kernel (see pack_int4) and converted once at load for PyTorch's where that runs.
 The accuracy cost is measured, not assumed: `lantern bench --quant int8|int4` reports
 top-1 agreement with the unquantized model, in a separate process (see bench.py).
 """
@@ -83,11 +85,20 @@ class Int8Linear(nn.Module):
             self._f32 = self.scale.float().contiguous()
         return self._f32
 
+    def _block_sums(self) -> torch.Tensor:
+        """The codes summed per row and block of 256 columns (int32), for the native prompt kernel."""
+        if getattr(self, "_sums", None) is None:
+            self._sums = self.weight_int8.reshape(self.out_features, -1, 256).sum(dim=-1, dtype=torch.int32).contiguous()
+        return self._sums
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shape = x.shape
         rows = x.reshape(-1, self.in_features)
-        if rows.shape[0] == 1 and x.dtype == torch.bfloat16 and x.device.type == "cpu" and self.in_features % 256 == 0 and kernels.native() is not None:
-            out = kernels.native().gemv_int8(rows.reshape(-1).contiguous(), self.weight_int8, self._scale_f32()).reshape(1, -1)
+        native = x.dtype == torch.bfloat16 and x.device.type == "cpu" and self.in_features % 256 == 0 and kernels.native() is not None
+        if native and rows.shape[0] == 1:
+            out = kernels.gemv_int8(rows.reshape(-1).contiguous(), self.weight_int8, self._scale_f32()).reshape(1, -1)
+        elif native:
+            out = kernels.matmul_int8(rows.contiguous(), self.weight_int8, self._scale_f32(), self._block_sums())
         elif x.device.type == "cpu" and x.dtype in (torch.bfloat16, torch.float32, torch.float16) and rows.shape[0] < MATRIX_KERNEL_ROWS:
             out = torch._weight_int8pack_mm(rows, self.weight_int8, self.scale.to(x.dtype))
         else:
@@ -176,20 +187,50 @@ def dequantize_int4(codes: torch.Tensor, scale: torch.Tensor, zero: torch.Tensor
     return w.reshape(n, k)
 
 
+SUPERBLOCK_GROUPS = 16
+"""Groups of 64 columns whose codes are interleaved together (one per 32-bit lane of a vector)."""
+
+
 def pack_int4(codes: torch.Tensor) -> torch.Tensor:
-    """codes [N, K] (0..15) -> Lantern's layout [N, K/2] uint8: per group of 64 columns, 32 bytes,
-    byte j holding column j in its low nibble and column 32 + j in its high nibble. It is the same
-    on every CPU (the artifact is portable); the native kernel reads it as it is."""
+    """codes [N, K] (0..15) -> Lantern's layout [N, K/2] uint8, made for VNNI (kernels.matmul_int4).
+    A row is cut into superblocks of up to 16 groups of 64 columns (S groups, only the last may be
+    short), each 8 units of 4S bytes; byte 4j + c of unit u holds, for group j of the superblock,
+    column 8u + c in its low nibble and column 8u + 4 + c in its high nibble. Split into nibbles, a
+    unit is two vectors of codes in which 32-bit lane j belongs to group j. The layout is the same on
+    every CPU (the saved artifact is portable)."""
     n, k = codes.shape
-    halves = codes.to(torch.uint8).reshape(n, k // 64, 2, 32)
-    return (halves[:, :, 0] | (halves[:, :, 1] << 4)).reshape(n, k // 2)
+    groups = k // INT4_GROUP
+    parts = []
+    for first in range(0, groups, SUPERBLOCK_GROUPS):
+        size = min(SUPERBLOCK_GROUPS, groups - first)
+        block = codes[:, first * 64:(first + size) * 64].to(torch.uint8).reshape(n, size, 8, 2, 4)  # group j, unit u, nibble h, c
+        block = block.permute(0, 2, 1, 4, 3)  # n, u, j, c, h
+        parts.append((block[..., 0] | (block[..., 1] << 4)).reshape(n, -1))
+    return torch.cat(parts, dim=1).contiguous()
 
 
 def unpack_int4(packed: torch.Tensor) -> torch.Tensor:
     """The inverse of pack_int4: [N, K/2] uint8 -> codes [N, K] uint8."""
     n, half = packed.shape
-    groups = packed.reshape(n, half // 32, 32)
-    return torch.stack([groups & 15, groups >> 4], dim=2).reshape(n, half * 2)
+    groups = half * 2 // INT4_GROUP
+    parts = []
+    for first in range(0, groups, SUPERBLOCK_GROUPS):
+        size = min(SUPERBLOCK_GROUPS, groups - first)
+        block = packed[:, first * 32:(first + size) * 32].reshape(n, 8, size, 4)  # unit u, group j, c
+        nibbles = torch.stack([block & 15, block >> 4], dim=-1)  # n, u, j, c, h
+        parts.append(nibbles.permute(0, 2, 1, 4, 3).reshape(n, size * 64))
+    return torch.cat(parts, dim=1)
+
+
+def superblock_scales(scales_zeros: torch.Tensor) -> torch.Tensor:
+    """[N, K/64, 2] (scale, zero) pairs -> [N, superblocks, 2, 16] bf16: per superblock of pack_int4,
+    the 16 groups' scales, then their zeros (a short last superblock padded with zeros), as
+    kernels.matmul_int4 loads them: one vector each."""
+    n, groups, _ = scales_zeros.shape
+    blocks = -(-groups // SUPERBLOCK_GROUPS)
+    padded = torch.zeros(n, blocks * SUPERBLOCK_GROUPS, 2, dtype=torch.bfloat16)
+    padded[:, :groups] = scales_zeros.to(torch.bfloat16)
+    return padded.reshape(n, blocks, SUPERBLOCK_GROUPS, 2).transpose(2, 3).contiguous()
 
 
 def int4_fits(out_features: int, in_features: int) -> bool:
@@ -201,9 +242,9 @@ def int4_fits(out_features: int, in_features: int) -> bool:
 class Int4Linear(nn.Module):
     """A Linear over int4 weights (w = (code - 8) * scale + zero per 64-column group), run by one of
     two backends chosen when it is built:
-    - native (bf16 models on CPUs with AVX-512 BF16, see kernels.py): Lantern's layout read as it is;
-      one-row products by the native kernel, prompts by dequantizing 1024 rows at a time into a
-      reused bf16 buffer for the ordinary matrix kernel;
+    - native (bf16 models on CPUs with AVX-512 BF16 and VNNI, see kernels.py): Lantern's layout
+      read as it is by kernels.matmul_int4, one row or many, the activations rounded to int8 per
+      group of 64 columns;
     - aten (everything else): repacked once into PyTorch's CPU layout for
       `torch.ops.aten._weight_int4pack_mm_for_cpu`, which takes float32, bf16 and fp16 rows."""
 
@@ -212,8 +253,8 @@ class Int4Linear(nn.Module):
         self.out_features, self.in_features = packed.shape[0], packed.shape[1] * 2
         self.backend = backend or ("native" if dtype == torch.bfloat16 and packed.device.type == "cpu" and kernels.native() is not None else "aten")
         if self.backend == "native":
-            self.register_buffer("weight_int4", packed)  # [N, K/2] uint8, Lantern's layout
-            self.register_buffer("scales_zeros", scales_zeros.to(torch.bfloat16))  # [N, K/64, 2]
+            self.register_buffer("weight_int4", packed.contiguous())  # [N, K/2] uint8, Lantern's layout
+            self.register_buffer("superblock_scales", superblock_scales(scales_zeros))  # [N, K/1024 rounded up, 2, 16]
         else:
             self.register_buffer("weight_int4pack", torch._convert_weight_to_int4pack_for_cpu(unpack_int4(packed).to(torch.int32).cpu(), 1))
             self.register_buffer("scales_and_zeros", scales_zeros.transpose(0, 1).contiguous().to(dtype))  # [K/64, N, 2]
@@ -227,11 +268,8 @@ class Int4Linear(nn.Module):
         rows = x.reshape(-1, self.in_features)
         if self.backend == "aten":
             out = torch.ops.aten._weight_int4pack_mm_for_cpu(rows, self.weight_int4pack, INT4_GROUP, self.scales_and_zeros.to(rows.dtype))
-        elif rows.shape[0] == 1 and rows.dtype == torch.bfloat16:
-            out = kernels.gemv_int4(rows.reshape(-1).contiguous(), self.weight_int4, self.scales_zeros)[None]
         else:
-            out = _chunked_matmul(rows.to(torch.bfloat16), self.out_features, lambda start, stop, buffer: kernels.dequantize_int4_into(
-                self.weight_int4[start:stop], self.scales_zeros[start:stop], buffer)).to(rows.dtype)
+            out = kernels.matmul_int4(rows.to(torch.bfloat16).contiguous(), self.weight_int4, self.superblock_scales).to(rows.dtype)
         return out.reshape(*shape[:-1], self.out_features)
 
 

@@ -1,8 +1,10 @@
 """The native kernels against float64 products over the weights they stand for: bf16 (and PyTorch's
-own bf16 path) and int4 matrix-vector products, and int4 dequantization, on shapes with a
-4-row remainder and widths that are not multiples of the vector length; skipped on CPUs without
-AVX-512 BF16, where nothing is swapped in. Tolerance: one rounding of a float32 sum to bf16,
-2^-8 of the largest output."""
+own bf16 path) matrix-vector products, int8 and int4 products of one row and of many, RMSNorm, RoPE
+and decode attention, on shapes with row remainders and widths that are not multiples of the
+vector length; skipped on CPUs without AVX-512 BF16 and VNNI, where nothing is swapped in.
+Tolerance: one rounding of a float32 sum to bf16 (2^-8 of the largest output, or of the sum of
+magnitudes where an output can cancel), plus, for quantized weights, the stated rounding of the
+activations to int8, checked both as a bound and against that rounding emulated in float64."""
 
 import shutil
 
@@ -11,8 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lantern.runtime.kernels import GemvLinear, cpu_has_avx512_bf16, dequantize_int4_into, gemv_bf16, gemv_int4, install, native
-from lantern.runtime.quantize import dequantize_int4, pack_int4, quantize_int4
+from lantern.runtime.kernels import GemvLinear, cpu_has_avx512_bf16, gemv_bf16, gemv_int8, install, matmul_int4, matmul_int8, native
+from lantern.runtime.quantize import dequantize_int4, pack_int4, quantize_int4, quantize_weight, superblock_scales
 
 pytestmark = pytest.mark.skipif(not cpu_has_avx512_bf16() or shutil.which("c++") is None,
                                 reason="no AVX-512 BF16 and VNNI, or no C++ compiler: the kernels are not used here")
@@ -49,17 +51,33 @@ def test_gemv_linear_keeps_the_weight_and_falls_back_for_prompts():
     assert torch.allclose(model[0](one).float(), F.linear(one, weight).float(), rtol=0.02, atol=0.02)
 
 
-@pytest.mark.parametrize("n,k", [(5, 64), (96, 192), (2048, 5632)])
-def test_int4_kernels_match_the_reference_dequantization(n, k):
-    codes, scale, zero = quantize_int4(torch.randn(n, k) * 0.05)
-    packed, scales_zeros = pack_int4(codes), torch.stack([scale, zero], dim=-1)
-    reference = dequantize_int4(codes, scale, zero).double()
-    x = torch.randn(k).to(torch.bfloat16)
-    exact = reference @ x.double()
-    out = gemv_int4(x, packed, scales_zeros)
-    assert out.dtype == torch.bfloat16 and float((out.double() - exact).abs().max()) <= float(exact.abs().max()) / 256
-    weights = dequantize_int4_into(packed, scales_zeros, torch.empty(n, k, dtype=torch.bfloat16))
-    assert torch.equal(weights, reference.to(torch.bfloat16))  # each weight rounded once, to nearest even
+@pytest.mark.parametrize("n,k", [(16, 64), (96, 192), (32, 1088), (2048, 5632)])  # 1088: a short last superblock
+@pytest.mark.parametrize("m", [1, 3, 8])  # decode; a prompt with an odd row; whole 2-row tiles
+def test_int4_kernel_matches_the_reference_within_its_activation_rounding(n, k, m):
+    """matmul_int4 rounds each row of x to int8 per group of 64 (step sx_g = max|x_g|/127, each value
+    within sx_g / 2) for the codes' sum only: per group it computes scale * sum(code * xq) * sx_g +
+    (zero - 8 scale) * sum(x). So against the exact product over the dequantized weights an output
+    may be off by sum_g scale_g * sum_k code_k * sx_g / 2, plus a bf16 rounding of the output;
+    against that rounding emulated in float64, only float32 summation and the bf16 rounding remain."""
+    generator = torch.Generator().manual_seed(n * 1000 + k + m)
+    codes, scale, zero = quantize_int4(torch.randn(n, k, generator=generator) * 0.05)
+    weights = dequantize_int4(codes, scale, zero).double()
+    x = torch.randn(m, k, generator=generator).to(torch.bfloat16)
+    out = matmul_int4(x, pack_int4(codes), superblock_scales(torch.stack([scale, zero], dim=-1)))
+    assert out.dtype == torch.bfloat16 and out.shape == (m, n)
+    exact = x.double() @ weights.T
+    groups = x.float().reshape(m, -1, 64)
+    peak = groups.abs().amax(dim=-1, keepdim=True)
+    step = (peak / 127).double()
+    scaled_codes = (codes.double().reshape(n, -1, 64) * scale.double()[..., None]).reshape(n, k)  # scale * code per weight
+    magnitude = x.double().abs() @ weights.abs().T + (x.double().abs() @ scaled_codes.T)
+    rounding = (step / 2).expand(-1, -1, 64).reshape(m, k) @ scaled_codes.T * (1 + 1e-5)
+    assert bool(((out.double() - exact).abs() <= rounding + magnitude / 256).all())
+    inverse = torch.where(peak > 0, torch.tensor(127.0) / peak, torch.zeros_like(peak))
+    rounded = (torch.round(groups * inverse).double() * step).reshape(m, k)  # what the kernel multiplies
+    offsets = (zero.double() - 8 * scale.double())  # [n, groups]
+    emulated = rounded @ scaled_codes.T + x.double().reshape(m, -1, 64).sum(-1) @ offsets.T
+    assert bool(((out.double() - emulated).abs() <= magnitude / 256).all())
 
 
 @pytest.mark.parametrize("n,k", [(1, 256), (7, 768), (2048, 5632)])  # 7 rows: a 4-row block and a remainder
@@ -69,9 +87,6 @@ def test_int8_kernel_matches_a_float64_product_within_its_activation_rounding(n,
     weights, each output may be off by sum_j |w_j| * step_j / 2, plus a bf16 rounding of the
     output (2^-8 of sum_j |w_j x_j|, which cannot vanish by cancellation as a single output can);
     against that rounding done here in float64, only summation order and the bf16 rounding remain."""
-    from lantern.runtime.kernels import gemv_int8
-    from lantern.runtime.quantize import quantize_weight
-
     generator = torch.Generator().manual_seed(n * 1000 + k)
     codes, scale = quantize_weight(torch.randn(n, k, generator=generator) * 0.05)
     x = torch.randn(k, generator=generator).to(torch.bfloat16)
@@ -90,6 +105,27 @@ def test_int8_kernel_matches_a_float64_product_within_its_activation_rounding(n,
     q = torch.round(x.float().reshape(-1, 256) * inverse)
     emulated = weights @ (q.double() * (peak / 127).double()).reshape(-1)
     assert bool(((out.double() - emulated).abs() <= magnitude / 256).all())
+
+
+@pytest.mark.parametrize("n,k", [(7, 256), (24, 768), (2048, 5632)])  # 7 and 24 rows: no whole 8-row tile, and three
+@pytest.mark.parametrize("m", [2, 5])
+def test_int8_prompt_kernel_rounds_each_row_as_the_decode_kernel_does(n, k, m):
+    """matmul_int8 over m rows against gemv_int8 over each row alone (the same int8 rounding of x
+    per block of 256, so only float32 summation order and the bf16 rounding differ), and against
+    the exact product within that rounding's bound."""
+    generator = torch.Generator().manual_seed(n + k + m)
+    codes, scale = quantize_weight(torch.randn(n, k, generator=generator) * 0.05)
+    x = torch.randn(m, k, generator=generator).to(torch.bfloat16)
+    sums = codes.reshape(n, -1, 256).sum(dim=-1, dtype=torch.int32)
+    out = matmul_int8(x, codes, scale.float(), sums)
+    assert out.dtype == torch.bfloat16 and out.shape == (m, n)
+    weights = codes.double() * scale.double()[:, None]
+    magnitude = x.double().abs() @ weights.abs().T
+    one_by_one = torch.stack([gemv_int8(row, codes, scale.float()) for row in x])
+    assert bool(((out.double() - one_by_one.double()).abs() <= magnitude / 128).all())
+    step = (x.double().reshape(m, -1, 256).abs().amax(dim=-1, keepdim=True) / 127).expand(-1, -1, 256).reshape(m, k)
+    rounding = (step / 2) @ weights.abs().T * (1 + 1e-5)
+    assert bool(((out.double() - x.double() @ weights.T).abs() <= rounding + magnitude / 256).all())
 
 
 @pytest.mark.parametrize("shape", [(1, 1, 2048), (3, 5, 64), (2, 40)])  # 40: a width that is not a multiple of 16
@@ -185,3 +221,27 @@ def test_a_bf16_decode_step_goes_through_every_native_kernel(tmp_path, monkeypat
     tokens = list(lm.generate(lm.encode("Ouro loops"), max_new_tokens=3, mode="fast", exit_threshold=0.5))
     assert len(tokens) == 3
     assert {"gemv_bf16", "rmsnorm_bf16", "rope_bf16", "decode_attention_bf16"} <= set(called)
+
+
+@pytest.mark.parametrize("quant,expected", [("int8", {"gemv_int8", "matmul_int8"}), ("int4", {"matmul_int4", "gemv_int8"})])
+def test_quantized_bf16_prompts_and_decode_steps_go_through_the_vnni_kernels(tmp_path, monkeypatch, isolated_home, quant, expected):
+    """The dispatch for quantized weights: a prompt of several tokens and the decode steps after it."""
+    from lantern.runtime import kernels, load
+    from lantern.runtime.config import OuroConfig
+    from lantern.runtime.testing import make_random_checkpoint
+
+    shape = OuroConfig(vocab_size=384, hidden_size=256, intermediate_size=512, num_hidden_layers=2, num_attention_heads=4,
+                       num_key_value_heads=4, head_dim=64, max_position_embeddings=256)  # widths the kernels take
+    lm = load(make_random_checkpoint(tmp_path / "ouro", shape, seed=2), device="cpu", dtype="bfloat16", quant=quant)
+    called: list[str] = []
+    real = kernels.native()
+
+    class Spy:
+        def __getattr__(self, name):
+            called.append(name)
+            return getattr(real, name)
+
+    monkeypatch.setattr(kernels, "native", lambda: Spy())
+    tokens = list(lm.generate(lm.encode("Ouro loops four times over its layers"), max_new_tokens=3, mode="fast", exit_threshold=0.5))
+    assert len(tokens) == 3
+    assert expected <= set(called)

@@ -70,11 +70,17 @@ def test_int4_codes_reconstruct_the_weight_and_clipping_never_hurts():
 BACKENDS = ["aten"] + (["native"] if native() is not None else [])
 
 
-def test_int4_layout_round_trips():
-    codes = torch.randint(0, 16, (32, 192), dtype=torch.uint8)
+@pytest.mark.parametrize("width", [192, 2048, 1088])  # 3 groups; two whole superblocks; one and a short one
+def test_int4_layout_round_trips(width):
+    codes = torch.randint(0, 16, (32, width), dtype=torch.uint8)
     packed = pack_int4(codes)
-    assert packed.shape == (32, 96) and torch.equal(unpack_int4(packed), codes)
-    assert int(packed[0, 0]) == int(codes[0, 0]) | int(codes[0, 32]) << 4  # column j low, column 32 + j high
+    assert packed.shape == (32, width // 2) and torch.equal(unpack_int4(packed), codes)
+    groups = min(16, width // 64)  # in the first superblock; a unit is 4 bytes per group
+    byte = lambda unit, group, c: int(packed[0, unit * 4 * groups + 4 * group + c])  # noqa: E731
+    column = lambda group, offset: int(codes[0, 64 * group + offset])  # noqa: E731
+    # byte 4j + c of unit u: column 8u + c of group j low, column 8u + 4 + c high
+    assert byte(0, 0, 0) == column(0, 0) | column(0, 4) << 4
+    assert byte(3, 2, 1) == column(2, 25) | column(2, 29) << 4
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
