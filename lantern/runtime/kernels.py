@@ -137,8 +137,8 @@ static inline __m512i int8_block(const int8_t* w, const uint8_t* xa, const uint6
 }
 
 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
-static void int8_rows(const int8_t* w, const uint8_t* xabs, const uint64_t* xneg, const float* xscale, float* y,
-                      int64_t n0, int64_t n1, int64_t K) {
+static void int8_rows(const int8_t* w, const uint8_t* xabs, const uint64_t* xneg, const float* xscale, const float* scale,
+                      uint16_t* y, int64_t n0, int64_t n1, int64_t K) {
   const int64_t B = K / 256;
   int64_t n = n0;
   for (; n + 4 <= n1; n += 4) {
@@ -154,45 +154,56 @@ static void int8_rows(const int8_t* w, const uint8_t* xabs, const uint64_t* xneg
       a2 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(int8_block(p + 2 * K, xa, neg, 4 * K)), sx, a2);
       a3 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(int8_block(p + 3 * K, xa, neg, 4 * K)), sx, a3);
     }
-    y[n] = _mm512_reduce_add_ps(a0);
-    y[n + 1] = _mm512_reduce_add_ps(a1);
-    y[n + 2] = _mm512_reduce_add_ps(a2);
-    y[n + 3] = _mm512_reduce_add_ps(a3);
+    y[n] = bf16_bits(_mm512_reduce_add_ps(a0) * scale[n]);
+    y[n + 1] = bf16_bits(_mm512_reduce_add_ps(a1) * scale[n + 1]);
+    y[n + 2] = bf16_bits(_mm512_reduce_add_ps(a2) * scale[n + 2]);
+    y[n + 3] = bf16_bits(_mm512_reduce_add_ps(a3) * scale[n + 3]);
   }
   for (; n < n1; ++n) {
     const int8_t* w0 = w + n * K;
     __m512 a0 = _mm512_setzero_ps();
     for (int64_t b = 0; b < B; ++b)
       a0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(int8_block(w0 + b * 256, xabs + b * 256, xneg + b * 4, K)), _mm512_set1_ps(xscale[b]), a0);
-    y[n] = _mm512_reduce_add_ps(a0);
+    y[n] = bf16_bits(_mm512_reduce_add_ps(a0) * scale[n]);
+  }
+}
+
+// One bf16 row -> |q| bytes, sign bits and per-block steps, q = x * (127 / max|x_b|) rounded to
+// nearest even in float32 (what std::nearbyint does), 16 values per instruction.
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
+static void int8_row_for_gemv(const uint16_t* x, int64_t K, uint8_t* xabs, uint64_t* xneg, float* xscale) {
+  const __m512i zero = _mm512_setzero_si512();
+  for (int64_t b = 0; b < K / 256; ++b) {
+    const uint16_t* xb = x + b * 256;
+    __m512 peak = _mm512_setzero_ps();
+    for (int i = 0; i < 16; ++i) peak = _mm512_max_ps(peak, _mm512_abs_ps(widen(xb + 16 * i)));
+    const float top = _mm512_reduce_max_ps(peak);
+    xscale[b] = top / 127.f;
+    const __m512 inverse = _mm512_set1_ps(top > 0.f ? 127.f / top : 0.f);
+    for (int i = 0; i < 16; ++i) {
+      const __m512i q = _mm512_cvtps_epi32(_mm512_mul_ps(widen(xb + 16 * i), inverse));
+      _mm_storeu_si128((__m128i*)(xabs + b * 256 + 16 * i), _mm512_cvtepi32_epi8(_mm512_abs_epi32(q)));
+      xneg[(b * 256 + 16 * i) / 64] |= (uint64_t)_mm512_cmplt_epi32_mask(q, zero) << ((16 * i) % 64);
+    }
   }
 }
 
 // x [K] bf16 (K a multiple of 256), codes [N, K] int8, scale [N] float32 -> y [N] bf16.
 torch::Tensor gemv_int8(torch::Tensor x, torch::Tensor codes, torch::Tensor scale) {
   const int64_t N = codes.size(0), K = x.size(0), B = K / 256;
-  const auto* xp = reinterpret_cast<const uint16_t*>(x.data_ptr());
+  TORCH_CHECK(K % 256 == 0 && codes.size(1) == K && scale.scalar_type() == torch::kFloat, "gemv_int8: unsupported shape");
   std::vector<uint8_t> xabs(K);
   std::vector<uint64_t> xneg(K / 64, 0);
   std::vector<float> xscale(B);
-  for (int64_t b = 0; b < B; ++b) {  // the row quantized once per call: K values
-    float peak = 0.f;
-    for (int64_t j = 0; j < 256; ++j) peak = std::max(peak, std::fabs(bf16_value(xp[b * 256 + j])));
-    xscale[b] = peak / 127.f;
-    const float inverse = peak > 0.f ? 127.f / peak : 0.f;
-    for (int64_t j = b * 256; j < (b + 1) * 256; ++j) {
-      const int q = (int)std::nearbyint(bf16_value(xp[j]) * inverse);
-      xabs[j] = (uint8_t)std::abs(q);
-      if (q < 0) xneg[j / 64] |= (uint64_t)1 << (j % 64);
-    }
-  }
-  auto sums = torch::empty({N}, x.options().dtype(torch::kFloat));
-  float* yp = sums.data_ptr<float>();
+  int8_row_for_gemv(reinterpret_cast<const uint16_t*>(x.data_ptr()), K, xabs.data(), xneg.data(), xscale.data());
+  auto out = torch::empty({N}, x.options());
+  auto* yp = reinterpret_cast<uint16_t*>(out.data_ptr());
   const auto* cp = codes.data_ptr<int8_t>();
+  const float* sp = scale.data_ptr<float>();
   at::parallel_for(0, (N + 3) / 4, 16, [&](int64_t b0, int64_t b1) {
-    int8_rows(cp, xabs.data(), xneg.data(), xscale.data(), yp, b0 * 4, std::min(b1 * 4, N), K);
+    int8_rows(cp, xabs.data(), xneg.data(), xscale.data(), sp, yp, b0 * 4, std::min(b1 * 4, N), K);
   });
-  return (sums * scale).to(torch::kBFloat16);
+  return out;  // each output: the float32 sum times the row's scale, rounded once to bf16
 }
 
 // ---- int4 weights times int8 activations with VNNI, any number of rows ------------------------
@@ -221,7 +232,7 @@ static inline __m512i load_bytes(const void* p, bool full, __mmask64 mask) {
 template <int R, int T>
 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx512bf16")))
 static void int4_tile(const uint8_t* codes, const uint16_t* sz, const int8_t* xq, const float* sx, const float* xsum,
-                      float* y, int64_t n, int64_t t0, int64_t N, int64_t K) {
+                      uint16_t* y, int64_t n, int64_t t0, int64_t N, int64_t K) {
   const int64_t G = K / 64, SB = (G + 15) / 16, row_bytes = K / 2;
   const __m512i low4 = _mm512_set1_epi8(0x0F);
   __m512 F[R][T];
@@ -268,7 +279,7 @@ static void int4_tile(const uint8_t* codes, const uint16_t* sz, const int8_t* xq
     }
   }
   for (int r = 0; r < R; ++r)
-    for (int t = 0; t < T; ++t) y[(t0 + t) * N + n + r] = _mm512_reduce_add_ps(F[r][t]);
+    for (int t = 0; t < T; ++t) y[(t0 + t) * N + n + r] = bf16_bits(_mm512_reduce_add_ps(F[r][t]));
 }
 
 // Rows of bf16 activations -> int8 per group of 64 in the interleaved order, with scales and sums.
@@ -312,13 +323,13 @@ torch::Tensor matmul_int4(torch::Tensor x, torch::Tensor codes, torch::Tensor sz
   const auto* xp = reinterpret_cast<const uint16_t*>(x.data_ptr());
   if (M < 4) int4_activations(xp, 0, M, K, xq.data_ptr<int8_t>(), sx.data_ptr<float>(), xs.data_ptr<float>());
   else at::parallel_for(0, M, 4, [&](int64_t m0, int64_t m1) { int4_activations(xp, m0, m1, K, xq.data_ptr<int8_t>(), sx.data_ptr<float>(), xs.data_ptr<float>()); });
-  auto out = torch::empty({M, N}, x.options().dtype(torch::kFloat));
+  auto out = torch::empty({M, N}, x.options());  // bf16, each output rounded once
   const auto* cp = codes.data_ptr<uint8_t>();
   const auto* sp = reinterpret_cast<const uint16_t*>(sz.data_ptr());
   const int8_t* qp = xq.data_ptr<int8_t>();
   const float* sxp = sx.data_ptr<float>();
   const float* xsp = xs.data_ptr<float>();
-  float* yp = out.data_ptr<float>();
+  auto* yp = reinterpret_cast<uint16_t*>(out.data_ptr());
   if (M == 1) {
     at::parallel_for(0, N / 4, 16, [&](int64_t b0, int64_t b1) {
       for (int64_t b = b0; b < b1; ++b) int4_tile<4, 1>(cp, sp, qp, sxp, xsp, yp, b * 4, 0, N, K);
@@ -332,7 +343,7 @@ torch::Tensor matmul_int4(torch::Tensor x, torch::Tensor codes, torch::Tensor sz
       }
     });
   }
-  return out.to(torch::kBFloat16);
+  return out;
 }
 
 // ---- int8 weights times int8 activations with VNNI, for prompts --------------------------------
@@ -344,7 +355,7 @@ torch::Tensor matmul_int4(torch::Tensor x, torch::Tensor codes, torch::Tensor sz
 template <int R, int T>
 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
 static void int8_tile(const int8_t* w, const uint8_t* xu, const float* sx, const int32_t* block_sums, const float* scale,
-                      float* y, int64_t n, int64_t t0, int64_t N, int64_t K) {
+                      uint16_t* y, int64_t n, int64_t t0, int64_t N, int64_t K) {
   const int64_t B = K / 256;
   __m512 F[R][T];
   for (int r = 0; r < R; ++r)
@@ -370,7 +381,7 @@ static void int8_tile(const int8_t* w, const uint8_t* xu, const float* sx, const
     for (int t = 0; t < T; ++t) {
       float correction = 0.f;
       for (int64_t b = 0; b < B; ++b) correction += sx[(t0 + t) * B + b] * (float)block_sums[(n + r) * B + b];
-      y[(t0 + t) * N + n + r] = scale[n + r] * (_mm512_reduce_add_ps(F[r][t]) - 128.f * correction);
+      y[(t0 + t) * N + n + r] = bf16_bits(scale[n + r] * (_mm512_reduce_add_ps(F[r][t]) - 128.f * correction));
     }
 }
 
@@ -396,7 +407,7 @@ static void int8_activations(const uint16_t* x, int64_t m0, int64_t m1, int64_t 
 // R weight rows against every row of x, two rows of x at a time.
 template <int R>
 static void int8_rows_tile(const int8_t* w, const uint8_t* xu, const float* sx, const int32_t* bs, const float* scale,
-                           float* y, int64_t n, int64_t M, int64_t N, int64_t K) {
+                           uint16_t* y, int64_t n, int64_t M, int64_t N, int64_t K) {
   int64_t t = 0;
   for (; t + 2 <= M; t += 2) int8_tile<R, 2>(w, xu, sx, bs, scale, y, n, t, N, K);
   for (; t < M; ++t) int8_tile<R, 1>(w, xu, sx, bs, scale, y, n, t, N, K);
@@ -411,13 +422,13 @@ torch::Tensor matmul_int8(torch::Tensor x, torch::Tensor codes, torch::Tensor sc
   auto sx = torch::empty({M, B}, x.options().dtype(torch::kFloat));
   const auto* xp = reinterpret_cast<const uint16_t*>(x.data_ptr());
   at::parallel_for(0, M, 4, [&](int64_t m0, int64_t m1) { int8_activations(xp, m0, m1, K, xu.data_ptr<uint8_t>(), sx.data_ptr<float>()); });
-  auto out = torch::empty({M, N}, x.options().dtype(torch::kFloat));
+  auto out = torch::empty({M, N}, x.options());  // bf16, each output rounded once
   const auto* wp = codes.data_ptr<int8_t>();
   const auto* up = xu.data_ptr<uint8_t>();
   const float* sxp = sx.data_ptr<float>();
   const int32_t* bs = block_sums.data_ptr<int32_t>();
   const float* scp = scale.data_ptr<float>();
-  float* yp = out.data_ptr<float>();
+  auto* yp = reinterpret_cast<uint16_t*>(out.data_ptr());
   at::parallel_for(0, (N + 7) / 8, 1, [&](int64_t b0, int64_t b1) {
     for (int64_t b = b0; b < b1; ++b) {
       if (b * 8 + 8 <= N) {
@@ -427,7 +438,7 @@ torch::Tensor matmul_int8(torch::Tensor x, torch::Tensor codes, torch::Tensor sc
       }
     }
   });
-  return out.to(torch::kBFloat16);
+  return out;
 }
 
 // RMSNorm of bf16 rows as the runtime's RMSNorm computes it: in float32, the row scaled by
@@ -598,7 +609,7 @@ def cpu_has_avx512_bf16() -> bool:
 
 
 _building = threading.Lock()
-EXTENSION = "lantern_kernels_v13"
+EXTENSION = "lantern_kernels_v14"
 """The compiled module's name: a new name whenever _SOURCE changes, so no stale build is loaded."""
 
 
