@@ -6,9 +6,13 @@ similarity, word overlap, share of numbers found, fitted on the WiCE dev half) a
 verifier (its `relevant` factor fitted on the Climate-FEVER dev half, its `complete` factor on the
 WiCE dev half; the supported threshold is the min_support setting's default, chosen on dev).
 `--fit` writes the fitted weights to lantern/verify/verifier_weights.json; `--cache` keeps the
-MiniLM embeddings in bench/.cache so a re-run takes seconds instead of minutes.
+MiniLM embeddings in bench/.cache so a re-run takes seconds instead of minutes. `--judge FOLDER`
+adds a trained cross-encoder (`lantern verifier train`) beside them: alone (P(supported) of a
+WiCE claim = its best window of the article, MiniCheck's rule), and combined with Lantern's
+verifier by a logistic regression over both confidences, fitted on the dev halves; thresholds are
+chosen on the dev halves.
 
-    .venv/bin/python bench/verifier.py [--fit] [--cache] [--json]
+    .venv/bin/python bench/verifier.py [--fit] [--cache] [--judge FOLDER] [--json]
 """
 
 from __future__ import annotations
@@ -133,6 +137,7 @@ def main() -> None:
     parser.add_argument("--fit", action="store_true", help="write the fitted weights to lantern/verify/verifier_weights.json")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--cache", action="store_true", help="keep MiniLM embeddings in bench/.cache to re-run quickly")
+    parser.add_argument("--judge", type=Path, help="a trained cross-encoder folder to measure beside the verifier")
     args = parser.parse_args()
     embed = embed_fn(args.cache)
     started = time.perf_counter()
@@ -170,11 +175,54 @@ def main() -> None:
         "seconds": round(time.perf_counter() - started, 1),
         "machine": f"{os.cpu_count()} CPU cores, no GPU",
     }
+    if args.judge:
+        result["judge"] = judge_figures(args.judge, y, half, with_copies(cal.confidence(ours), wice_copies), cf_supports, conf, cf_test)
     if args.fit:
         cal.save(WEIGHTS_PATH, {"relevant": "Climate-FEVER dev half (pairs of the first 767 claims), SUPPORTS vs rest",
                                 "complete": "WiCE dev half (first 179 claims), supported vs rest", "test": result})
         result["weights"] = str(WEIGHTS_PATH.relative_to(ROOT))
     print(json.dumps(result, indent=None if args.json else 1))
+
+
+def judge_figures(folder: Path, y, half, ours_wice, cf_supports, ours_cf, cf_test) -> dict:
+    """The trained cross-encoder alone and combined with the verifier's confidence, each with its
+    threshold chosen on the dev half (balanced accuracy), reported on the test halves."""
+    from lantern.verify.train import TrainedVerifier
+
+    judge = TrainedVerifier(folder)
+    started = time.perf_counter()
+    rows = [json.loads(line) for line in (EVAL / "wice" / "claim_test.jsonl").open()]
+    p_wice = np.array([judge.best_window(row["claim"], row["evidence"]) for row in rows])
+    claims = [json.loads(line) for line in (EVAL / "climate_fever" / "climate-fever.jsonl").open()]
+    pairs = [(c["claim"], e["evidence"]) for c in claims for e in c["evidences"]]
+    p_cf = np.array(judge.scores([c for c, _ in pairs], [e for _, e in pairs]))
+    seconds = time.perf_counter() - started
+
+    def dev_threshold(labels, scores):
+        candidates = np.arange(0.02, 0.99, 0.02)
+        return float(max(candidates, key=lambda t: balanced_accuracy(labels, (scores >= t).astype(int))))
+
+    def combined(p_judge, p_ours, labels, dev):
+        features = np.column_stack([np.log(p_judge + 1e-6) - np.log(1 - p_judge + 1e-6), np.log(p_ours + 1e-6) - np.log(1 - p_ours + 1e-6)])
+        model = fit_logistic(features[dev], labels[dev])
+        return model.confidence(features)
+
+    out = {"folder": str(folder), "pairs_scored": len(rows) + len(pairs), "seconds": round(seconds, 1)}
+    dev_w, dev_c = np.arange(len(y)) < half, ~cf_test
+    for name, wice_scores, cf_scores in (("alone", p_wice, p_cf),
+                                         ("combined", combined(p_wice, ours_wice, y, dev_w), combined(p_cf, ours_cf, cf_supports, dev_c))):
+        tw, tc = dev_threshold(y[dev_w], wice_scores[dev_w]), dev_threshold(cf_supports[dev_c], cf_scores[dev_c])
+        out[name] = {
+            "wice_threshold": tw,
+            "wice_dev_balanced_accuracy": round(balanced_accuracy(y[dev_w], (wice_scores[dev_w] >= tw).astype(int)), 1),
+            "wice_balanced_accuracy": round(balanced_accuracy(y[~dev_w], (wice_scores[~dev_w] >= tw).astype(int)), 1),
+            "wice_ece": round(ece(y[~dev_w], wice_scores[~dev_w]), 3),
+            "climate_fever_threshold": tc,
+            "climate_fever_dev_supports_balanced_accuracy": round(balanced_accuracy(cf_supports[dev_c], (cf_scores[dev_c] >= tc).astype(int)), 1),
+            "climate_fever_supports_balanced_accuracy": round(balanced_accuracy(cf_supports[cf_test], (cf_scores[cf_test] >= tc).astype(int)), 1),
+            "climate_fever_ece": round(ece(cf_supports[cf_test], cf_scores[cf_test]), 3),
+        }
+    return out
 
 
 if __name__ == "__main__":

@@ -47,10 +47,10 @@ def root(
 
 
 def _register_all() -> None:
-    from lantern.commands import ask, chat, config, doctor, knowledge, model, pending, serve, tools
+    from lantern.commands import ask, chat, config, doctor, knowledge, model, pending, serve, tools, verifier
     from lantern.commands import eval as eval_command
 
-    for module in (ask, chat, knowledge, model, pending, serve, tools, eval_command, doctor, config):
+    for module in (ask, chat, knowledge, model, pending, serve, tools, eval_command, doctor, config, verifier):
         module.register(app)
 
 

@@ -9,7 +9,7 @@ import pytest
 from lantern import __version__
 from lantern.cli import main
 
-COMMANDS = ["ask", "chat", "ingest", "search", "kb", "model", "mcp", "serve", "eval", "bench", "doctor", "config"]
+COMMANDS = ["ask", "chat", "ingest", "search", "kb", "model", "mcp", "serve", "eval", "bench", "doctor", "config", "verifier"]
 
 
 def run_cli(capsys, *args) -> tuple[int, str, str]:
