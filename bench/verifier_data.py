@@ -33,6 +33,9 @@ from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from lantern.verify.claims import split_sentences  # noqa: E402
+
 EVAL = ROOT.parent / "shared" / "eval"
 MAX_CHARS = 1500
 
@@ -44,12 +47,11 @@ SOURCES = {
     "wice_nst": ("ryokamoi+wice", "ddeb6c183665e2a20c5f03c5aa07f03888b9870f", "data/non_supported_tokens"),
 }
 
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
 _CLIMATE = re.compile(r"global warming|climate change", re.I)
 
 
 def sentences(text: str) -> list[str]:
-    return [s for s in _SENTENCE_END.split(text or "") if s.strip()]
+    return [s.strip() for s in split_sentences(text or "") if s.strip()]
 
 
 def normal(text: str) -> str:

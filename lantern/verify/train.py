@@ -25,11 +25,12 @@ from __future__ import annotations
 import json
 import math
 import random
-import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
+
+from lantern.verify.claims import split_sentences
 
 LABELS = {"supported": 1.0, "not_supported": 0.0}
 
@@ -72,13 +73,10 @@ def read_pairs(path: Path) -> list[dict]:
     return rows
 
 
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
-
-
 def chunk_evidence(text: str | list[str], max_words: int = 160) -> list[str]:
     """Windows of whole sentences of at most about `max_words` words (a longer sentence is its own
     window); a list is taken as sentences already split."""
-    sentences = text if isinstance(text, list) else [s for s in _SENTENCE_END.split(text) if s.strip()]
+    sentences = text if isinstance(text, list) else [s.strip() for s in split_sentences(text) if s.strip()]
     windows, current, words = [], [], 0
     for sentence in sentences:
         size = len(sentence.split())
