@@ -198,17 +198,10 @@ def test_native_rope_is_the_runtime_rope_bit_for_bit():
     assert torch.equal(attention.rotate(x, cos, sin), Attention.rotate(attention, x, cos, sin))
 
 
-def test_a_bf16_decode_step_goes_through_every_native_kernel(tmp_path, monkeypatch):
-    """The numeric tests above would pass on PyTorch's path too; this one checks the dispatch: a
-    tiny bf16 checkpoint loaded on CPU decodes through the GEMV, RMSNorm, RoPE and attention kernels."""
-    import dataclasses
+def record_native_calls(monkeypatch) -> list[str]:
+    """The names of the native kernels called from now on (each call still runs the real kernel)."""
+    from lantern.runtime import kernels
 
-    from lantern.runtime import kernels, load
-    from lantern.runtime.config import preset
-    from lantern.runtime.testing import make_random_checkpoint
-
-    shape = dataclasses.replace(preset("tiny"), head_dim=32)  # the RoPE kernel takes head widths of 32 and up
-    lm = load(make_random_checkpoint(tmp_path / "ouro", shape, seed=1), device="cpu", dtype="bfloat16")
     called: list[str] = []
     real = kernels.native()
 
@@ -218,6 +211,21 @@ def test_a_bf16_decode_step_goes_through_every_native_kernel(tmp_path, monkeypat
             return getattr(real, name)
 
     monkeypatch.setattr(kernels, "native", lambda: Spy())
+    return called
+
+
+def test_a_bf16_decode_step_goes_through_every_native_kernel(tmp_path, monkeypatch):
+    """The numeric tests above would pass on PyTorch's path too; this one checks the dispatch: a
+    tiny bf16 checkpoint loaded on CPU decodes through the GEMV, RMSNorm, RoPE and attention kernels."""
+    import dataclasses
+
+    from lantern.runtime import load
+    from lantern.runtime.config import preset
+    from lantern.runtime.testing import make_random_checkpoint
+
+    shape = dataclasses.replace(preset("tiny"), head_dim=32)  # the RoPE kernel takes head widths of 32 and up
+    lm = load(make_random_checkpoint(tmp_path / "ouro", shape, seed=1), device="cpu", dtype="bfloat16")
+    called = record_native_calls(monkeypatch)
     tokens = list(lm.generate(lm.encode("Ouro loops"), max_new_tokens=3, mode="fast", exit_threshold=0.5))
     assert len(tokens) == 3
     assert {"gemv_bf16", "rmsnorm_bf16", "rope_bf16", "decode_attention_bf16"} <= set(called)
@@ -226,22 +234,14 @@ def test_a_bf16_decode_step_goes_through_every_native_kernel(tmp_path, monkeypat
 @pytest.mark.parametrize("quant,expected", [("int8", {"gemv_int8", "matmul_int8"}), ("int4", {"matmul_int4", "gemv_int8"})])
 def test_quantized_bf16_prompts_and_decode_steps_go_through_the_vnni_kernels(tmp_path, monkeypatch, isolated_home, quant, expected):
     """The dispatch for quantized weights: a prompt of several tokens and the decode steps after it."""
-    from lantern.runtime import kernels, load
+    from lantern.runtime import load
     from lantern.runtime.config import OuroConfig
     from lantern.runtime.testing import make_random_checkpoint
 
     shape = OuroConfig(vocab_size=384, hidden_size=256, intermediate_size=512, num_hidden_layers=2, num_attention_heads=4,
                        num_key_value_heads=4, head_dim=64, max_position_embeddings=256)  # widths the kernels take
     lm = load(make_random_checkpoint(tmp_path / "ouro", shape, seed=2), device="cpu", dtype="bfloat16", quant=quant)
-    called: list[str] = []
-    real = kernels.native()
-
-    class Spy:
-        def __getattr__(self, name):
-            called.append(name)
-            return getattr(real, name)
-
-    monkeypatch.setattr(kernels, "native", lambda: Spy())
+    called = record_native_calls(monkeypatch)
     tokens = list(lm.generate(lm.encode("Ouro loops four times over its layers"), max_new_tokens=3, mode="fast", exit_threshold=0.5))
     assert len(tokens) == 3
     assert expected <= set(called)
