@@ -47,7 +47,7 @@ INT4_GROUP = 64
 Gaussian weights the relative error is 0.076 with groups of 32, 0.086 with 64, 0.095 with 128."""
 CLIP_RATIOS = (1.0, 0.95, 0.9, 0.85, 0.8)
 MATRIX_KERNEL_ROWS = 8
-"""From this many input rows on (a prompt), int8 converts its codes and uses the ordinary matrix kernel."""
+"""Without the native kernels: from this many input rows on (a prompt), int8 converts its codes for the ordinary matrix kernel."""
 
 ACCURACY_NOTICE = {
     "int8": "int8 weights: about half the bytes of bf16 per token; next-token choices can differ from bf16 "
