@@ -18,13 +18,10 @@ This module knows nothing about how search ranks results.
 
 from __future__ import annotations
 
-import contextlib
 import fnmatch
 import hashlib
 import logging
 import os
-import signal
-import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -167,39 +164,6 @@ def ingest(
     progress = progress or _Silent()
     report = IngestReport()
     began = time.perf_counter()
-    with _ctrl_c_noticed() as ctrl_c:
-        _ingest(store, embed, embed_model, dim, paths, exclude, max_bytes, chunk_chars, chunk_overlap, batch_chunks, progress, detect, report, ctrl_c)
-    if not report.interrupted:
-        progress.message("updating the search index")
-        store.refresh_indexes()
-        store.optimize()
-    report.seconds = time.perf_counter() - began
-    return report
-
-
-@contextlib.contextmanager
-def _ctrl_c_noticed():
-    """An event set by every Ctrl-C while ingesting (main thread only), beside the KeyboardInterrupt
-    it still raises: Python drops a KeyboardInterrupt raised while a finalizer runs (a library
-    object freed at that instant), and the event lets the next batch boundary stop anyway."""
-    noticed = threading.Event()
-    if threading.current_thread() is not threading.main_thread():
-        yield noticed
-        return
-
-    def on_ctrl_c(signum, frame):
-        noticed.set()
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGINT, on_ctrl_c)
-    try:
-        yield noticed
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
-def _ingest(store, embed, embed_model, dim, paths, exclude, max_bytes, chunk_chars, chunk_overlap, batch_chunks, progress, detect,
-            report: IngestReport, ctrl_c: threading.Event) -> None:
     try:
         table = _live_table(store, embed, embed_model, dim, report, progress)
         files, report.failed, folders, report.ignored = discover(paths, exclude)
@@ -215,14 +179,16 @@ def _ingest(store, embed, embed_model, dim, paths, exclude, max_bytes, chunk_cha
             if sum(len(p.chunks) for p in pending) >= batch_chunks:
                 _write(store, table, embed, pending, report, progress, detect)
                 pending = []
-                if ctrl_c.is_set():
-                    raise KeyboardInterrupt
         _write(store, table, embed, pending, report, progress, detect)
-        if ctrl_c.is_set():
-            raise KeyboardInterrupt
         _prune(store, stored, paths, folders, files, report)
     except KeyboardInterrupt:
         report.interrupted = True
+    if not report.interrupted:
+        progress.message("updating the search index")
+        store.refresh_indexes()
+        store.optimize()
+    report.seconds = time.perf_counter() - began
+    return report
 
 
 def _live_table(store: Store, embed: Embed, embed_model: str, dim: int, report: IngestReport, progress: IngestProgress):

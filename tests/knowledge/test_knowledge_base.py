@@ -175,7 +175,10 @@ def test_ctrl_c_stops_ingest_with_exit_code_130_and_keeps_what_was_written(tmp_p
     for i in range(120):
         write_docs(many, {f"doc{i:03d}.md": f"# Note {i}\n\nParagraph {i} about topic {i % 7}.\n"})
     cli = [sys.executable, "-m", "lantern"]
-    proc = subprocess.Popen(cli + ["ingest", str(many)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # The child starts with Ctrl-C at its default: a test run started in the background (`cmd &` in a
+    # script) has SIGINT ignored, children inherit that, and Python then leaves it ignored.
+    proc = subprocess.Popen(cli + ["ingest", str(many)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 120
     while _versions(home) < 2 and proc.poll() is None and time.time() < deadline:
         time.sleep(0.02)
@@ -225,34 +228,3 @@ def test_a_second_writer_waits_for_the_first_instead_of_failing(kb, tmp_path, is
         assert "another `lantern ingest` or `kb rm` is writing" in log.read_text()
     out, _ = second.communicate(timeout=120)
     assert second.returncode == 0 and len(json.loads(out)["added"]) == 3
-
-
-def test_a_ctrl_c_whose_keyboardinterrupt_is_lost_still_stops_ingest_at_the_next_batch(tmp_path):
-    """Python drops an exception raised in a finalizer; a Ctrl-C landing there must still stop the
-    ingest (at the end of the batch being written), not be ignored."""
-    from lantern.knowledge import KnowledgeBase
-    from lantern.settings import load_settings
-
-    many = tmp_path / "many"
-    for i in range(40):
-        write_docs(many, {f"doc{i:03d}.md": f"# Note {i}\n\nParagraph {i} about topic {i % 7}.\n"})
-    base = KnowledgeBase.open(load_settings({"home": tmp_path / "home", "ingest_batch": 4}))
-    real, calls = base.embed, []
-
-    def embed(texts):
-        calls.append(len(texts))
-        if len(calls) == 2:
-            try:
-                os.kill(os.getpid(), signal.SIGINT)
-                time.sleep(0.5)  # the handler runs here; its KeyboardInterrupt is swallowed, as in a finalizer
-            except KeyboardInterrupt:
-                pass
-        return real(texts)
-
-    base.embed = embed
-    report = base.ingest([many])
-    assert report.interrupted and 0 < len(base.files()) < 40
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is put back
-    kept = len(base.files())
-    base.embed = real
-    assert len(base.ingest([many]).added) == 40 - kept  # a rerun finishes
