@@ -44,7 +44,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lantern.runtime.model import Attention, RMSNorm
+from lantern.runtime.model import Attention, Block, RMSNorm
 
 log = logging.getLogger(__name__)
 
@@ -57,10 +57,26 @@ _SOURCE = r"""
 #include <cstring>
 #include <algorithm>
 #include <vector>
+#include <chrono>
 
-// y[n] = sum_k w[n, k] * x[k] for rows n0..n1 of a row-major bf16 matrix; float32 sums.
+static inline float bf16_value(uint16_t bits) {
+  uint32_t u = (uint32_t)bits << 16;
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+
+static inline uint16_t bf16_bits(float f) {  // rounded to nearest even, as PyTorch's conversion; NaN stays NaN
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  if ((u & 0x7FFFFFFFu) > 0x7F800000u) return (uint16_t)((u >> 16) | 0x40);
+  return (uint16_t)((u + 0x7FFF + ((u >> 16) & 1)) >> 16);
+}
+
+// y[n] = sum_k w[n, k] * x[k] for rows n0..n1 of a row-major bf16 matrix: float32 sums, each rounded
+// once to bf16 (as PyTorch's kernel rounds them).
 __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
-static void bf16_rows(const uint16_t* w, const uint16_t* x, float* y, int64_t n0, int64_t n1, int64_t K) {
+static void bf16_rows(const uint16_t* w, const uint16_t* x, uint16_t* y, int64_t n0, int64_t n1, int64_t K) {
   const int64_t body = K / 32 * 32;
   const __mmask32 tail = (__mmask32)((1ull << (K - body)) - 1);
   const __m512bh x_tail = (__m512bh)_mm512_maskz_loadu_epi16(tail, x + body);
@@ -84,10 +100,10 @@ static void bf16_rows(const uint16_t* w, const uint16_t* x, float* y, int64_t n0
       a2 = _mm512_dpbf16_ps(a2, (__m512bh)_mm512_maskz_loadu_epi16(tail, w2 + body), x_tail);
       a3 = _mm512_dpbf16_ps(a3, (__m512bh)_mm512_maskz_loadu_epi16(tail, w3 + body), x_tail);
     }
-    y[n] = _mm512_reduce_add_ps(a0);
-    y[n + 1] = _mm512_reduce_add_ps(a1);
-    y[n + 2] = _mm512_reduce_add_ps(a2);
-    y[n + 3] = _mm512_reduce_add_ps(a3);
+    y[n] = bf16_bits(_mm512_reduce_add_ps(a0));
+    y[n + 1] = bf16_bits(_mm512_reduce_add_ps(a1));
+    y[n + 2] = bf16_bits(_mm512_reduce_add_ps(a2));
+    y[n + 3] = bf16_bits(_mm512_reduce_add_ps(a3));
   }
   for (; n < n1; ++n) {
     const uint16_t* w0 = w + n * K;
@@ -95,21 +111,8 @@ static void bf16_rows(const uint16_t* w, const uint16_t* x, float* y, int64_t n0
     for (int64_t k = 0; k < body; k += 32)
       a0 = _mm512_dpbf16_ps(a0, (__m512bh)_mm512_loadu_si512(w0 + k), (__m512bh)_mm512_loadu_si512(x + k));
     if (tail) a0 = _mm512_dpbf16_ps(a0, (__m512bh)_mm512_maskz_loadu_epi16(tail, w0 + body), x_tail);
-    y[n] = _mm512_reduce_add_ps(a0);
+    y[n] = bf16_bits(_mm512_reduce_add_ps(a0));
   }
-}
-
-static inline float bf16_value(uint16_t bits) {
-  uint32_t u = (uint32_t)bits << 16;
-  float f;
-  std::memcpy(&f, &u, 4);
-  return f;
-}
-
-static inline uint16_t bf16_bits(float f) {  // rounded to nearest even, as vcvtneps2bf16 (finite values)
-  uint32_t u;
-  std::memcpy(&u, &f, 4);
-  return (uint16_t)((u + 0x7FFF + ((u >> 16) & 1)) >> 16);
 }
 
 __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
@@ -188,22 +191,25 @@ static void int8_row_for_gemv(const uint16_t* x, int64_t K, uint8_t* xabs, uint6
   }
 }
 
-// x [K] bf16 (K a multiple of 256), codes [N, K] int8, scale [N] float32 -> y [N] bf16.
-torch::Tensor gemv_int8(torch::Tensor x, torch::Tensor codes, torch::Tensor scale) {
-  const int64_t N = codes.size(0), K = x.size(0), B = K / 256;
-  TORCH_CHECK(K % 256 == 0 && codes.size(1) == K && scale.scalar_type() == torch::kFloat, "gemv_int8: unsupported shape");
+// x [K] bf16 (K a multiple of 256), codes [N, K] int8, scale [N] float32 -> y [N] bf16, each output
+// the float32 sum times the row's scale, rounded once.
+static void gemv_int8_into(const uint16_t* x, const int8_t* codes, const float* scale, uint16_t* y, int64_t N, int64_t K) {
   std::vector<uint8_t> xabs(K);
   std::vector<uint64_t> xneg(K / 64, 0);
-  std::vector<float> xscale(B);
-  int8_row_for_gemv(reinterpret_cast<const uint16_t*>(x.data_ptr()), K, xabs.data(), xneg.data(), xscale.data());
-  auto out = torch::empty({N}, x.options());
-  auto* yp = reinterpret_cast<uint16_t*>(out.data_ptr());
-  const auto* cp = codes.data_ptr<int8_t>();
-  const float* sp = scale.data_ptr<float>();
+  std::vector<float> xscale(K / 256);
+  int8_row_for_gemv(x, K, xabs.data(), xneg.data(), xscale.data());
   at::parallel_for(0, (N + 3) / 4, 16, [&](int64_t b0, int64_t b1) {
-    int8_rows(cp, xabs.data(), xneg.data(), xscale.data(), sp, yp, b0 * 4, std::min(b1 * 4, N), K);
+    int8_rows(codes, xabs.data(), xneg.data(), xscale.data(), scale, y, b0 * 4, std::min(b1 * 4, N), K);
   });
-  return out;  // each output: the float32 sum times the row's scale, rounded once to bf16
+}
+
+torch::Tensor gemv_int8(torch::Tensor x, torch::Tensor codes, torch::Tensor scale) {
+  const int64_t N = codes.size(0), K = x.size(0);
+  TORCH_CHECK(K % 256 == 0 && codes.size(1) == K && scale.scalar_type() == torch::kFloat, "gemv_int8: unsupported shape");
+  auto out = torch::empty({N}, x.options());
+  gemv_int8_into(reinterpret_cast<const uint16_t*>(x.data_ptr()), codes.data_ptr<int8_t>(), scale.data_ptr<float>(),
+                 reinterpret_cast<uint16_t*>(out.data_ptr()), N, K);
+  return out;
 }
 
 // ---- int4 weights times int8 activations with VNNI, any number of rows ------------------------
@@ -312,37 +318,46 @@ static void int4_activations(const uint16_t* x, int64_t m0, int64_t m1, int64_t 
   }
 }
 
+// One row: x [K] bf16, codes [N, K/2], sz [N, SB, 2, 16] -> y [N] bf16 (decode).
+static void gemv_int4_into(const uint16_t* x, const uint8_t* codes, const uint16_t* sz, uint16_t* y, int64_t N, int64_t K) {
+  const int64_t SB = (K / 64 + 15) / 16;
+  std::vector<int8_t> xq(K);
+  std::vector<float> sx(SB * 16, 0.f), xs(SB * 16, 0.f);  // a short last superblock reads zeros past its groups
+  int4_activations(x, 0, 1, K, xq.data(), sx.data(), xs.data());
+  at::parallel_for(0, N / 4, 16, [&](int64_t b0, int64_t b1) {
+    for (int64_t b = b0; b < b1; ++b) int4_tile<4, 1>(codes, sz, xq.data(), sx.data(), xs.data(), y, b * 4, 0, N, K);
+  });
+}
+
 // x [M, K] bf16, codes [N, K/2] uint8 (interleaved layout), sz [N, SB, 2, 16] bf16 -> [M, N] bf16.
 torch::Tensor matmul_int4(torch::Tensor x, torch::Tensor codes, torch::Tensor sz) {
   const int64_t M = x.size(0), K = x.size(1), N = codes.size(0), G = K / 64, SB = (G + 15) / 16;
   TORCH_CHECK(K % 64 == 0 && N % 8 == 0 && x.is_contiguous() && codes.is_contiguous() && sz.is_contiguous() && codes.size(1) == K / 2,
               "matmul_int4: unsupported shape");
+  auto out = torch::empty({M, N}, x.options());  // bf16, each output rounded once
+  const auto* xp = reinterpret_cast<const uint16_t*>(x.data_ptr());
+  const auto* cp = codes.data_ptr<uint8_t>();
+  const auto* sp = reinterpret_cast<const uint16_t*>(sz.data_ptr());
+  auto* yp = reinterpret_cast<uint16_t*>(out.data_ptr());
+  if (M == 1) {
+    gemv_int4_into(xp, cp, sp, yp, N, K);
+    return out;
+  }
   auto xq = torch::empty({M, K}, x.options().dtype(torch::kInt8));
   auto sx = torch::zeros({M, SB * 16}, x.options().dtype(torch::kFloat));
   auto xs = torch::zeros({M, SB * 16}, x.options().dtype(torch::kFloat));
-  const auto* xp = reinterpret_cast<const uint16_t*>(x.data_ptr());
   if (M < 4) int4_activations(xp, 0, M, K, xq.data_ptr<int8_t>(), sx.data_ptr<float>(), xs.data_ptr<float>());
   else at::parallel_for(0, M, 4, [&](int64_t m0, int64_t m1) { int4_activations(xp, m0, m1, K, xq.data_ptr<int8_t>(), sx.data_ptr<float>(), xs.data_ptr<float>()); });
-  auto out = torch::empty({M, N}, x.options());  // bf16, each output rounded once
-  const auto* cp = codes.data_ptr<uint8_t>();
-  const auto* sp = reinterpret_cast<const uint16_t*>(sz.data_ptr());
   const int8_t* qp = xq.data_ptr<int8_t>();
   const float* sxp = sx.data_ptr<float>();
   const float* xsp = xs.data_ptr<float>();
-  auto* yp = reinterpret_cast<uint16_t*>(out.data_ptr());
-  if (M == 1) {
-    at::parallel_for(0, N / 4, 16, [&](int64_t b0, int64_t b1) {
-      for (int64_t b = b0; b < b1; ++b) int4_tile<4, 1>(cp, sp, qp, sxp, xsp, yp, b * 4, 0, N, K);
-    });
-  } else {
-    at::parallel_for(0, N / 8, 1, [&](int64_t b0, int64_t b1) {
-      for (int64_t b = b0; b < b1; ++b) {
-        int64_t t = 0;
-        for (; t + 2 <= M; t += 2) int4_tile<8, 2>(cp, sp, qp, sxp, xsp, yp, b * 8, t, N, K);
-        for (; t < M; ++t) int4_tile<8, 1>(cp, sp, qp, sxp, xsp, yp, b * 8, t, N, K);
-      }
-    });
-  }
+  at::parallel_for(0, N / 8, 1, [&](int64_t b0, int64_t b1) {
+    for (int64_t b = b0; b < b1; ++b) {
+      int64_t t = 0;
+      for (; t + 2 <= M; t += 2) int4_tile<8, 2>(cp, sp, qp, sxp, xsp, yp, b * 8, t, N, K);
+      for (; t < M; ++t) int4_tile<8, 1>(cp, sp, qp, sxp, xsp, yp, b * 8, t, N, K);
+    }
+  });
   return out;
 }
 
@@ -489,8 +504,40 @@ torch::Tensor rmsnorm_bf16(torch::Tensor x, torch::Tensor weight, double eps) {
 // float32 as model.few_query_attention computes it (scores of q / sqrt(D) against each key, masked
 // positions at -inf, softmax, then the weighted sum of the values), reading bf16 q, k and v where
 // they lie (k and v are the cache's own prefix views: rows of D contiguous values) and sharing each
-// key-value head among its query heads without copies. One call instead of about ten PyTorch ops.
+// key-value head among its query heads without copies. One call instead of about ten PyTorch ops;
+// the heads are shared among the threads (the cache is read from memory, and two threads read it
+// faster than one).
+// One query row: qr (D values, q_step apart), keys and values at kb / vb (T rows, k_row / v_row
+// apart), mask_row (T flags, or null: attend to all) -> orow (D bf16). qf, scores, acc: scratch.
 __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
+static void attend_row(const uint16_t* qr, int64_t q_step, const uint16_t* kb, int64_t k_row, const uint16_t* vb, int64_t v_row,
+                       const bool* mask_row, int64_t T, int64_t D, uint16_t* orow, float* qf, float* scores, float* acc) {
+  const float scale = 1.f / std::sqrt((float)D);
+  for (int64_t d = 0; d < D; ++d) qf[d] = bf16_value(qr[d * q_step]) * scale;
+  float peak = -INFINITY;
+  for (int64_t t = 0; t < T; ++t) {
+    if (mask_row && !mask_row[t]) { scores[t] = -INFINITY; continue; }
+    const uint16_t* kr = kb + t * k_row;
+    __m512 dot = _mm512_setzero_ps();
+    for (int64_t d = 0; d < D; d += 16) dot = _mm512_fmadd_ps(_mm512_loadu_ps(qf + d), widen(kr + d), dot);
+    scores[t] = _mm512_reduce_add_ps(dot);
+    peak = std::max(peak, scores[t]);
+  }
+  float total = 0.f;
+  for (int64_t t = 0; t < T; ++t) {
+    scores[t] = scores[t] == -INFINITY ? 0.f : std::exp(scores[t] - peak);
+    total += scores[t];
+  }
+  std::fill(acc, acc + D, 0.f);
+  for (int64_t t = 0; t < T; ++t) {
+    if (scores[t] == 0.f) continue;
+    const __m512 p = _mm512_set1_ps(scores[t] / total);
+    const uint16_t* vr = vb + t * v_row;
+    for (int64_t d = 0; d < D; d += 16) _mm512_storeu_ps(acc + d, _mm512_fmadd_ps(p, widen(vr + d), _mm512_loadu_ps(acc + d)));
+  }
+  for (int64_t d = 0; d < D; d += 16) _mm256_storeu_si256((__m256i*)(orow + d), (__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(acc + d)));
+}
+
 torch::Tensor decode_attention_bf16(torch::Tensor q, torch::Tensor k, torch::Tensor v, torch::Tensor mask) {
   const int64_t B = q.size(0), H = q.size(1), S = q.size(2), D = q.size(3), T = k.size(2), Hkv = k.size(1);
   TORCH_CHECK(D % 16 == 0 && k.stride(3) == 1 && v.stride(3) == 1 && H % Hkv == 0, "decode_attention_bf16: unsupported layout");
@@ -500,47 +547,16 @@ torch::Tensor decode_attention_bf16(torch::Tensor q, torch::Tensor k, torch::Ten
   const auto* vp = reinterpret_cast<const uint16_t*>(v.data_ptr());
   auto* op = reinterpret_cast<uint16_t*>(out.data_ptr());
   const bool* mp = mask.numel() ? mask.data_ptr<bool>() : nullptr;  // [B, 1, S, T], contiguous
-  const float scale = 1.f / std::sqrt((float)D);
-  std::vector<float> qf(D), scores(T), acc(D);
-  for (int64_t b = 0; b < B; ++b)
-    for (int64_t h = 0; h < H; ++h) {
-      const int64_t g = h / (H / Hkv);
-      const uint16_t* kb = kp + b * k.stride(0) + g * k.stride(1);
-      const uint16_t* vb = vp + b * v.stride(0) + g * v.stride(1);
-      for (int64_t s = 0; s < S; ++s) {
-        const uint16_t* qr = qp + b * q.stride(0) + h * q.stride(1) + s * q.stride(2);
-        for (int64_t d = 0; d < D; ++d) qf[d] = bf16_value(qr[d * q.stride(3)]) * scale;
-        float peak = -INFINITY;
-        for (int64_t t = 0; t < T; ++t) {
-          if (mp && !mp[(b * S + s) * T + t]) { scores[t] = -INFINITY; continue; }
-          const uint16_t* kr = kb + t * k.stride(2);
-          __m512 dot = _mm512_setzero_ps();
-          for (int64_t d = 0; d < D; d += 16)
-            dot = _mm512_fmadd_ps(_mm512_loadu_ps(qf.data() + d),
-                                  _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i*)(kr + d))), 16)), dot);
-          scores[t] = _mm512_reduce_add_ps(dot);
-          peak = std::max(peak, scores[t]);
-        }
-        float total = 0.f;
-        for (int64_t t = 0; t < T; ++t) {
-          scores[t] = scores[t] == -INFINITY ? 0.f : std::exp(scores[t] - peak);
-          total += scores[t];
-        }
-        std::fill(acc.begin(), acc.end(), 0.f);
-        for (int64_t t = 0; t < T; ++t) {
-          if (scores[t] == 0.f) continue;
-          const __m512 p = _mm512_set1_ps(scores[t] / total);
-          const uint16_t* vr = vb + t * v.stride(2);
-          for (int64_t d = 0; d < D; d += 16)
-            _mm512_storeu_ps(acc.data() + d, _mm512_fmadd_ps(p,
-                _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i*)(vr + d))), 16)),
-                _mm512_loadu_ps(acc.data() + d)));
-        }
-        uint16_t* orow = op + ((b * H + h) * S + s) * D;
-        for (int64_t d = 0; d < D; d += 16)
-          _mm256_storeu_si256((__m256i*)(orow + d), (__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(acc.data() + d)));
-      }
+  at::parallel_for(0, B * H, 1, [&](int64_t i0, int64_t i1) {
+    std::vector<float> qf(D), scores(T), acc(D);
+    for (int64_t i = i0; i < i1; ++i) {
+      const int64_t b = i / H, h = i % H, g = h / (H / Hkv);
+      for (int64_t s = 0; s < S; ++s)
+        attend_row(qp + b * q.stride(0) + h * q.stride(1) + s * q.stride(2), q.stride(3),
+                   kp + b * k.stride(0) + g * k.stride(1), k.stride(2), vp + b * v.stride(0) + g * v.stride(1), v.stride(2),
+                   mp ? mp + (b * S + s) * T : nullptr, T, D, op + ((b * H + h) * S + s) * D, qf.data(), scores.data(), acc.data());
     }
+  });
   return out;
 }
 
@@ -550,50 +566,211 @@ static inline __m512 round_trip(__m512 f) {  // to bf16 (nearest even) and back 
   return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(f)), 16));
 }
 
+// One row of D values (a multiple of 32) rotated by its cos and sin rows.
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
+static void rope_row(const uint16_t* xr, const uint16_t* cr, const uint16_t* sr, uint16_t* orow, int64_t D) {
+  const int64_t half = D / 2;
+  const __m512i sign = _mm512_set1_epi32((int)0x80000000);
+  for (int64_t d = 0; d < D; d += 16) {
+    // rotate_half(x)[d] = -x[d + half] for d < half, x[d - half] after
+    const __m512 other = widen(xr + (d < half ? d + half : d - half));
+    const __m512 rotated = d < half ? _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(other), sign)) : other;
+    const __m512 sum = _mm512_add_ps(round_trip(_mm512_mul_ps(widen(xr + d), widen(cr + d))),
+                                     round_trip(_mm512_mul_ps(rotated, widen(sr + d))));
+    _mm256_storeu_si256((__m256i*)(orow + d), (__m256i)_mm512_cvtneps_pbh(sum));
+  }
+}
+
 // RoPE of bf16 x [B, H, S, D] (any strides, unit stride along D) by the bf16 tables cos, sin
 // [B, 1, S, D] (contiguous), rounding as PyTorch's three bf16 ops do: x*cos and rotate_half(x)*sin
 // each rounded to bf16, then their sum rounded again. One call instead of six ops.
 __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
 torch::Tensor rope_bf16(torch::Tensor x, torch::Tensor cos, torch::Tensor sin) {
-  const int64_t B = x.size(0), H = x.size(1), S = x.size(2), D = x.size(3), half = D / 2;
+  const int64_t B = x.size(0), H = x.size(1), S = x.size(2), D = x.size(3);
   TORCH_CHECK(D % 32 == 0 && x.stride(3) == 1 && cos.is_contiguous() && sin.is_contiguous(), "rope_bf16: unsupported layout");
   auto out = torch::empty({B, H, S, D}, x.options());
   const auto* xp = reinterpret_cast<const uint16_t*>(x.data_ptr());
   const auto* cp = reinterpret_cast<const uint16_t*>(cos.data_ptr());
   const auto* sp = reinterpret_cast<const uint16_t*>(sin.data_ptr());
   auto* op = reinterpret_cast<uint16_t*>(out.data_ptr());
-  const __m512i sign = _mm512_set1_epi32((int)0x80000000);
   for (int64_t b = 0; b < B; ++b)
     for (int64_t h = 0; h < H; ++h)
       for (int64_t s = 0; s < S; ++s) {
         const uint16_t* xr = xp + b * x.stride(0) + h * x.stride(1) + s * x.stride(2);
         const uint16_t* cr = cp + (b * S + s) * D;
         const uint16_t* sr = sp + (b * S + s) * D;
-        uint16_t* orow = op + ((b * H + h) * S + s) * D;
-        for (int64_t d = 0; d < D; d += 16) {
-          // rotate_half(x)[d] = -x[d + half] for d < half, x[d - half] after
-          const __m512 other = widen(xr + (d < half ? d + half : d - half));
-          const __m512 rotated = d < half ? _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(other), sign)) : other;
-          const __m512 sum = _mm512_add_ps(round_trip(_mm512_mul_ps(widen(xr + d), widen(cr + d))),
-                                           round_trip(_mm512_mul_ps(rotated, widen(sr + d))));
-          _mm256_storeu_si256((__m256i*)(orow + d), (__m256i)_mm512_cvtneps_pbh(sum));
-        }
+        rope_row(xr, cr, sr, op + ((b * H + h) * S + s) * D, D);
       }
   return out;
 }
 
 // x [K] bf16, w [N, K] bf16 (both contiguous) -> y [N] bf16.
+static void gemv_bf16_into(const uint16_t* x, const uint16_t* w, uint16_t* y, int64_t N, int64_t K) {
+  at::parallel_for(0, (N + 3) / 4, 16, [&](int64_t b0, int64_t b1) { bf16_rows(w, x, y, b0 * 4, std::min(b1 * 4, N), K); });
+}
+
 torch::Tensor gemv_bf16(torch::Tensor x, torch::Tensor w) {
-  const int64_t N = w.size(0), K = w.size(1);
-  auto sums = torch::empty({N}, x.options().dtype(torch::kFloat));
-  const auto* wp = reinterpret_cast<const uint16_t*>(w.data_ptr());
-  const auto* xp = reinterpret_cast<const uint16_t*>(x.data_ptr());
-  float* yp = sums.data_ptr<float>();
-  const int64_t blocks = (N + 3) / 4;
-  at::parallel_for(0, blocks, 16, [&](int64_t b0, int64_t b1) {
-    bf16_rows(wp, xp, yp, b0 * 4, std::min(b1 * 4, N), K);
-  });
-  return sums.to(torch::kBFloat16);
+  auto out = torch::empty({w.size(0)}, x.options());
+  gemv_bf16_into(reinterpret_cast<const uint16_t*>(x.data_ptr()), reinterpret_cast<const uint16_t*>(w.data_ptr()),
+                 reinterpret_cast<uint16_t*>(out.data_ptr()), w.size(0), w.size(1));
+  return out;
+}
+
+// ---- one decode step of one layer in one call -------------------------------------------------
+// Block.forward for one new token of one sequence with no mask, as the modules compute it with the
+// kernels above, without returning to Python between its parts (at decode sizes, the dozen module
+// calls and two dozen PyTorch ops of a layer cost a quarter of a millisecond, about as much as
+// streaming a fifth of its int4 weights). The parts and their rounding are the modules' own:
+//   h = norm_in(x); q, k, v = products(h); RoPE on q and k; k, v written to the cache at
+//   `position`; a = attention over the cache's first position + 1 columns; x1 = x + norm_in2(o(a));
+//   h2 = norm_post(x1); x2 = x1 + norm_post2(down(silu(gate(h2)) * up(h2)))
+// each result rounded to bf16 where the module's is; silu and its product run through PyTorch's own
+// kernels (ATen), so the layer is the modules' result bit for bit.
+// Products (q, k, v, o, gate, up, down): kind 0 bf16 (weight), 1 int8 (codes, float32 scale per
+// row), 2 int4 (codes, superblock scales), three tensors each (unused ones empty).
+static bool layer_timing_on = false;
+static double layer_seconds[3] = {0.0, 0.0, 0.0};  // products, attention, norms and elementwise
+
+struct PartClock {  // charges the time since the last charge to a part, when timing is on
+  std::chrono::steady_clock::time_point last = std::chrono::steady_clock::now();
+  void charge(int part) {
+    if (!layer_timing_on) return;
+    const auto now = std::chrono::steady_clock::now();
+    layer_seconds[part] += std::chrono::duration<double>(now - last).count();
+    last = now;
+  }
+};
+
+void set_layer_timing(bool on) { layer_timing_on = on; }
+
+std::vector<double> take_layer_timings() {  // seconds per part since the last call, then reset
+  std::vector<double> out(layer_seconds, layer_seconds + 3);
+  std::fill(layer_seconds, layer_seconds + 3, 0.0);
+  return out;
+}
+
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
+static void add_bf16(const uint16_t* a, const uint16_t* b, uint16_t* y, int64_t D) {  // y = bf16(a + b), as PyTorch's add
+  int64_t i = 0;
+  for (; i + 16 <= D; i += 16)
+    _mm256_storeu_si256((__m256i*)(y + i), (__m256i)_mm512_cvtneps_pbh(_mm512_add_ps(widen(a + i), widen(b + i))));
+  for (; i < D; ++i) y[i] = bf16_bits(bf16_value(a[i]) + bf16_value(b[i]));
+}
+
+struct DecodeLayer {
+  std::vector<torch::Tensor> norms;  // norm_in, norm_in2, norm_post, norm_post2 weights [hidden] bf16
+  std::vector<int64_t> kinds;
+  std::vector<torch::Tensor> weights;
+  double eps;
+  int64_t heads, kv_heads, head_dim, hidden, intermediate;
+
+  DecodeLayer(std::vector<torch::Tensor> norms_, std::vector<int64_t> kinds_, std::vector<torch::Tensor> weights_, double eps_,
+              int64_t heads_, int64_t kv_heads_, int64_t head_dim_)
+      : norms(norms_), kinds(kinds_), weights(weights_), eps(eps_), heads(heads_), kv_heads(kv_heads_), head_dim(head_dim_) {
+    TORCH_CHECK(norms.size() == 4 && kinds.size() == 7 && weights.size() == 21 && head_dim % 32 == 0 && heads % kv_heads == 0,
+                "DecodeLayer: unsupported layer");
+    hidden = norms[0].numel();
+    intermediate = out_features(4);
+    for (const auto& w : norms) TORCH_CHECK(w.is_contiguous() && w.scalar_type() == torch::kBFloat16 && w.numel() == hidden, "DecodeLayer: norm weights");
+    for (int p = 0; p < 7; ++p) {
+      const auto& t = weights[3 * p];
+      TORCH_CHECK(t.is_contiguous() && kinds[p] >= 0 && kinds[p] <= 2, "DecodeLayer: product weights");
+    }
+  }
+
+  int64_t out_features(int p) const { return weights[3 * p].size(0); }
+
+  void product(int p, const uint16_t* x, uint16_t* y) const {
+    const torch::Tensor* t = &weights[3 * p];
+    const int64_t N = t[0].size(0);
+    if (kinds[p] == 0) gemv_bf16_into(x, reinterpret_cast<const uint16_t*>(t[0].data_ptr()), y, N, t[0].size(1));
+    else if (kinds[p] == 1) gemv_int8_into(x, t[0].data_ptr<int8_t>(), t[1].data_ptr<float>(), y, N, t[0].size(1));
+    else gemv_int4_into(x, t[0].data_ptr<uint8_t>(), reinterpret_cast<const uint16_t*>(t[1].data_ptr()), y, N, t[0].size(1) * 2);
+  }
+
+  void norm(int which, const uint16_t* x, uint16_t* y) const {
+    rmsnorm_rows(x, reinterpret_cast<const uint16_t*>(norms[which].data_ptr()), y, 0, 1, hidden, (float)eps);
+  }
+
+  // x: the layer's input (hidden bf16 values); cos, sin: [1, 1, 1, head_dim] bf16; k_cache, v_cache:
+  // [slots, 1, kv_heads, columns, head_dim] bf16. Returns the layer's output, shaped as x.
+  torch::Tensor step(torch::Tensor x, torch::Tensor cos, torch::Tensor sin, torch::Tensor k_cache, torch::Tensor v_cache,
+                     int64_t slot, int64_t position) const {
+    const int64_t H = heads, Hkv = kv_heads, D = head_dim, columns = k_cache.size(3);
+    TORCH_CHECK(x.is_contiguous() && x.numel() == hidden && x.scalar_type() == torch::kBFloat16 && cos.is_contiguous() && sin.is_contiguous()
+                && cos.numel() == D && sin.numel() == D && k_cache.is_contiguous() && v_cache.is_contiguous() && k_cache.size(1) == 1
+                && k_cache.size(2) == Hkv && k_cache.size(4) == D && position < columns && slot < k_cache.size(0),
+                "DecodeLayer.step: unsupported input");
+    PartClock clock;
+    auto out = torch::empty_like(x);
+    auto work = torch::empty({5 * hidden + 2 * H * D + 2 * Hkv * D + H * D + 2 * intermediate}, x.options());
+    auto gate_up = torch::empty({2, intermediate}, x.options());
+    uint16_t* w = reinterpret_cast<uint16_t*>(work.data_ptr());
+    uint16_t *h = w, *o = h + hidden, *x1 = o + hidden, *d = x1 + hidden, *t = d + hidden;
+    uint16_t *q = t + hidden, *qr = q + H * D, *k = qr + H * D, *v = k + Hkv * D, *att = v + Hkv * D, *mid = att + H * D;
+    uint16_t* gate = reinterpret_cast<uint16_t*>(gate_up.data_ptr());
+    uint16_t* up = gate + intermediate;
+    const auto* xp = reinterpret_cast<const uint16_t*>(x.data_ptr());
+    const auto* cp = reinterpret_cast<const uint16_t*>(cos.data_ptr());
+    const auto* sp = reinterpret_cast<const uint16_t*>(sin.data_ptr());
+    auto* kc = reinterpret_cast<uint16_t*>(k_cache.data_ptr()) + slot * Hkv * columns * D;
+    auto* vc = reinterpret_cast<uint16_t*>(v_cache.data_ptr()) + slot * Hkv * columns * D;
+
+    norm(0, xp, h);
+    clock.charge(2);
+    product(0, h, q);
+    product(1, h, k);
+    product(2, h, v);
+    clock.charge(0);
+    for (int64_t i = 0; i < H; ++i) rope_row(q + i * D, cp, sp, qr + i * D, D);
+    for (int64_t g = 0; g < Hkv; ++g) {  // the cache's new column: rotated keys, plain values
+      rope_row(k + g * D, cp, sp, kc + (g * columns + position) * D, D);
+      std::memcpy(vc + (g * columns + position) * D, v + g * D, D * sizeof(uint16_t));
+    }
+    at::parallel_for(0, H, 1, [&](int64_t h0, int64_t h1) {
+      std::vector<float> qf(D), scores(position + 1), acc(D);
+      for (int64_t i = h0; i < h1; ++i) {
+        const int64_t g = i / (H / Hkv);
+        attend_row(qr + i * D, 1, kc + g * columns * D, D, vc + g * columns * D, D, nullptr, position + 1, D, att + i * D,
+                   qf.data(), scores.data(), acc.data());
+      }
+    });
+    clock.charge(1);
+    product(3, att, o);
+    clock.charge(0);
+    norm(1, o, t);
+    add_bf16(xp, t, x1, hidden);
+    norm(2, x1, h);
+    clock.charge(2);
+    product(4, h, gate);
+    product(5, h, up);
+    clock.charge(0);
+    auto gates = gate_up[0], ups = gate_up[1];
+    auto middle = work.narrow(0, mid - w, intermediate);
+    at::mul_out(middle, at::silu(gates), ups);  // PyTorch's own silu and product: the module's bits
+    clock.charge(2);
+    product(6, mid, d);
+    clock.charge(0);
+    norm(3, d, t);
+    add_bf16(x1, t, reinterpret_cast<uint16_t*>(out.data_ptr()), hidden);
+    clock.charge(2);
+    return out;
+  }
+};
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("gemv_bf16", &gemv_bf16);
+  m.def("gemv_int8", &gemv_int8);
+  m.def("matmul_int4", &matmul_int4);
+  m.def("matmul_int8", &matmul_int8);
+  m.def("rmsnorm_bf16", &rmsnorm_bf16);
+  m.def("decode_attention_bf16", &decode_attention_bf16);
+  m.def("rope_bf16", &rope_bf16);
+  m.def("set_layer_timing", &set_layer_timing);
+  m.def("take_layer_timings", &take_layer_timings);
+  pybind11::class_<DecodeLayer>(m, "DecodeLayer")
+      .def(pybind11::init<std::vector<torch::Tensor>, std::vector<int64_t>, std::vector<torch::Tensor>, double, int64_t, int64_t, int64_t>())
+      .def("step", &DecodeLayer::step);
 }
 """
 
@@ -609,7 +786,7 @@ def cpu_has_avx512_bf16() -> bool:
 
 
 _building = threading.Lock()
-EXTENSION = "lantern_kernels_v14"
+EXTENSION = "lantern_kernels_v15"
 """The compiled module's name: a new name whenever _SOURCE changes, so no stale build is loaded."""
 
 
@@ -639,8 +816,7 @@ def native():
             _find_ninja()
             if not (Path(_get_build_directory(EXTENSION, False)) / f"{EXTENSION}.so").exists():
                 print("Compiling Lantern's native CPU kernels, once for this machine (about a minute)...", file=sys.stderr, flush=True)
-            return load_inline(EXTENSION, cpp_sources=_SOURCE, functions=["gemv_bf16", "gemv_int8", "matmul_int4", "matmul_int8", "rmsnorm_bf16", "decode_attention_bf16", "rope_bf16"],
-                               extra_cflags=["-O3", "-fopenmp"], extra_ldflags=["-fopenmp"], verbose=False)
+            return load_inline(EXTENSION, cpp_sources=_SOURCE, extra_cflags=["-O3", "-fopenmp"], extra_ldflags=["-fopenmp"], verbose=False)
         except Exception as exc:  # no compiler, no ninja, an old assembler: run without the kernel
             log.warning("native CPU kernels unavailable (%s: %s); using PyTorch's", type(exc).__name__, str(exc).splitlines()[0][:200])
             return None
@@ -711,6 +887,70 @@ class NativeAttention(Attention):
 _NO_MASK = torch.zeros(0, dtype=torch.bool)
 
 
+class NativeBlock(Block):
+    """Block whose bf16 decode steps on CPU (one token of one sequence, no mask, a static cache) run
+    as one native call, `DecodeLayer.step`, with the same parts, kernels and roundings as the
+    modules (kernels.NativeAttention, NativeRMSNorm, the products' own kernels), so the result is
+    the modules' bit for bit. Every other case, and a layer with a part the fused step does not
+    know (a plain nn.Linear, PyTorch's int4 backend, odd widths), runs the modules."""
+
+    def forward(self, x, cos, sin, mask, cache, slot, start) -> torch.Tensor:
+        if mask is None and cache is not None and x.shape[0] == 1 and x.shape[1] == 1 and x.dtype == torch.bfloat16 \
+                and x.device.type == "cpu" and x.is_contiguous() and cos.dtype == torch.bfloat16 and cos.numel() == cos.shape[-1]:
+            fused = self._fused()
+            if fused is not None:
+                return fused.step(x, cos, sin, cache.k, cache.v, slot, start)
+        return super().forward(x, cos, sin, mask, cache, slot, start)
+
+    def _parts(self) -> tuple:
+        attention, mlp = self._modules["self_attn"], self._modules["mlp"]
+        return (self._modules["input_layernorm"], self._modules["input_layernorm_2"], self._modules["post_attention_layernorm"],
+                self._modules["post_attention_layernorm_2"], attention._modules["q_proj"], attention._modules["k_proj"],
+                attention._modules["v_proj"], attention._modules["o_proj"], mlp._modules["gate_proj"], mlp._modules["up_proj"],
+                mlp._modules["down_proj"])
+
+    def _fused(self):
+        """The native layer over this block's current parts (rebuilt when a part was swapped), or None."""
+        parts = self._parts()
+        cached = self.__dict__.get("_fused_layer")
+        if cached is not None and all(a is b for a, b in zip(cached[0], parts)):
+            return cached[1]
+        layer = _decode_layer(self, parts)
+        self.__dict__["_fused_layer"] = (parts, layer)
+        return layer
+
+
+def _product_tensors(linear: nn.Module) -> tuple[int, list[torch.Tensor]] | None:
+    """(kind, three tensors) of a projection for DecodeLayer, or None when it has no native decode kernel."""
+    from lantern.runtime.quantize import Int4Linear, Int8Linear
+
+    empty = torch.empty(0)
+    if type(linear) is GemvLinear and linear.bias is None and linear.weight.dtype == torch.bfloat16 and linear.weight.is_contiguous():
+        return 0, [linear.weight, empty, empty]
+    if type(linear) is Int8Linear and linear.in_features % 256 == 0 and linear.weight_int8.is_contiguous():
+        return 1, [linear.weight_int8, linear._scale_f32(), empty]
+    if type(linear) is Int4Linear and linear.backend == "native" and linear.in_features % 64 == 0 and linear.out_features % 4 == 0:
+        return 2, [linear.weight_int4, linear.superblock_scales, empty]
+    return None
+
+
+def _decode_layer(block: Block, parts: tuple):
+    norms, products = parts[:4], parts[4:]
+    attention = block.self_attn
+    if native() is None or any(type(norm) is not NativeRMSNorm or not norm.weight.is_contiguous() for norm in norms) \
+            or len({norm.eps for norm in norms}) != 1 or attention.head_dim % 32:
+        return None
+    kinds, weights = [], []
+    for linear in products:
+        found = _product_tensors(linear)
+        if found is None:
+            return None
+        kinds.append(found[0])
+        weights += found[1]
+    return native().DecodeLayer([norm.weight for norm in norms], kinds, weights, norms[0].eps,
+                                attention.heads, attention.kv_heads, attention.head_dim)
+
+
 def install(model: nn.Module) -> int:
     """Swap every bias-free bf16 CPU Linear with more than one output for a GemvLinear over the same
     weight, and every bf16 RMSNorm for a NativeRMSNorm, when the kernels are available; returns how
@@ -723,7 +963,10 @@ def install(model: nn.Module) -> int:
     attentions = [m for m in model.modules() if type(m) is Attention]  # install() runs on CPU bf16 models only
     for attention in attentions:
         attention.__class__ = NativeAttention  # only the bf16 decode step differs
-    return len(norms) + len(attentions) + _install_gemv(model)
+    blocks = [m for m in model.modules() if type(m) is Block]
+    for block in blocks:
+        block.__class__ = NativeBlock  # one native call per layer for a decode step
+    return len(norms) + len(attentions) + len(blocks) + _install_gemv(model)
 
 
 def _install_gemv(model: nn.Module) -> int:

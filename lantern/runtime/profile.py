@@ -10,6 +10,10 @@ module's own time (its time minus that of the hooked modules inside it) to a par
   embedding, RoPE tables, sampling, generator bookkeeping, and the hooks' own small cost).
 On CPU every kernel finishes before the next Python line runs, so wall-clock timers see the real
 cost; the hooks add a few microseconds per module call, which lands in "Python and glue".
+Where a layer's decode step runs as one native call (kernels.NativeBlock), no hook inside it fires:
+the native layer times its own products and attention (steady clock, switched on only here) and
+the rest of the call (norms, SwiGLU, residual adds, and the call itself) is charged to "norms and
+elementwise".
 
 This module knows the runtime's module classes; it changes nothing about them outside a profile.
 """
@@ -25,6 +29,7 @@ import torch
 from torch import nn
 
 from lantern.runtime import generate as generate_module
+from lantern.runtime import kernels
 from lantern.runtime.model import MLP, Attention, Block, RMSNorm
 
 PARTS = ("matrix-vector products", "attention", "norms and elementwise", "exit gate and readback", "Python and glue")
@@ -81,6 +86,9 @@ def _hooked(model: nn.Module, timers: _Timers):
 
     for name, function in originals.items():
         setattr(generate_module, name, timed(function))
+    fused = kernels.native()
+    if fused is not None:
+        fused.set_layer_timing(True)
     try:
         yield
     finally:
@@ -88,6 +96,17 @@ def _hooked(model: nn.Module, timers: _Timers):
             handle.remove()
         for name, function in originals.items():
             setattr(generate_module, name, function)
+        if fused is not None:
+            fused.set_layer_timing(False)
+
+
+def _native_layer_seconds() -> tuple[float, float]:
+    """Seconds the fused native layers spent in products and in attention since the last call."""
+    fused = kernels.native()
+    if fused is None:
+        return 0.0, 0.0
+    products, attention, _ = fused.take_layer_timings()
+    return products, attention
 
 
 @torch.inference_mode()
@@ -100,6 +119,7 @@ def profile_decode(lm, prompt: torch.Tensor, new_tokens: int, mode: str, thresho
         tokens = generate_module.generate(lm.model, None, prompt, opts)
         next(tokens)  # prefill and the first token: not decode
         timers.seconds.clear()
+        _native_layer_seconds()
         while True:
             started = time.perf_counter()
             try:
@@ -109,6 +129,10 @@ def profile_decode(lm, prompt: torch.Tensor, new_tokens: int, mode: str, thresho
             seconds += time.perf_counter() - started
             decoded += 1
     parts = dict(timers.seconds)
+    products, attention = _native_layer_seconds()  # inside the fused layers' Block calls, charged to norms by the hooks
+    parts["matrix-vector products"] = parts.get("matrix-vector products", 0.0) + products
+    parts["attention"] = parts.get("attention", 0.0) + attention
+    parts["norms and elementwise"] = parts.get("norms and elementwise", 0.0) - products - attention
     parts["Python and glue"] = max(seconds - sum(parts.values()), 0.0)
     per_token = {part: parts.get(part, 0.0) / max(decoded, 1) * 1000 for part in PARTS}
     total = sum(per_token.values()) or 1.0

@@ -216,7 +216,9 @@ def record_native_calls(monkeypatch) -> list[str]:
 
 def test_a_bf16_decode_step_goes_through_every_native_kernel(tmp_path, monkeypatch):
     """The numeric tests above would pass on PyTorch's path too; this one checks the dispatch: a
-    tiny bf16 checkpoint loaded on CPU decodes through the GEMV, RMSNorm, RoPE and attention kernels."""
+    tiny bf16 checkpoint loaded on CPU runs its prompt's norms natively and decodes each layer as one
+    native call (DecodeLayer), and with the fused layer switched off through the GEMV, RMSNorm,
+    RoPE and attention kernels."""
     import dataclasses
 
     from lantern.runtime import load
@@ -228,10 +230,19 @@ def test_a_bf16_decode_step_goes_through_every_native_kernel(tmp_path, monkeypat
     called = record_native_calls(monkeypatch)
     tokens = list(lm.generate(lm.encode("Ouro loops"), max_new_tokens=3, mode="fast", exit_threshold=0.5))
     assert len(tokens) == 3
+    assert {"rmsnorm_bf16", "DecodeLayer"} <= set(called)
+    called.clear()
+    from lantern.runtime import kernels
+
+    monkeypatch.setattr(kernels, "_decode_layer", lambda block, parts: None)
+    for block in lm.model.model.layers:
+        block.__dict__.pop("_fused_layer", None)
+    tokens = list(lm.generate(lm.encode("Ouro loops"), max_new_tokens=3, mode="fast", exit_threshold=0.5))
     assert {"gemv_bf16", "rmsnorm_bf16", "rope_bf16", "decode_attention_bf16"} <= set(called)
+    assert "DecodeLayer" not in called
 
 
-@pytest.mark.parametrize("quant,expected", [("int8", {"gemv_int8", "matmul_int8"}), ("int4", {"matmul_int4", "gemv_int8"})])
+@pytest.mark.parametrize("quant,expected", [("int8", {"DecodeLayer", "matmul_int8", "gemv_int8"}), ("int4", {"DecodeLayer", "matmul_int4", "gemv_int8"})])
 def test_quantized_bf16_prompts_and_decode_steps_go_through_the_vnni_kernels(tmp_path, monkeypatch, isolated_home, quant, expected):
     """The dispatch for quantized weights: a prompt of several tokens and the decode steps after it."""
     from lantern.runtime import load
@@ -245,3 +256,65 @@ def test_quantized_bf16_prompts_and_decode_steps_go_through_the_vnni_kernels(tmp
     tokens = list(lm.generate(lm.encode("Ouro loops four times over its layers"), max_new_tokens=3, mode="fast", exit_threshold=0.5))
     assert len(tokens) == 3
     assert expected <= set(called)
+
+
+@pytest.mark.parametrize("quant", ["none", "int8", "int4"])
+@pytest.mark.parametrize("heads,kv_heads", [(4, 4), (4, 2)])
+def test_the_fused_decode_layer_is_the_modules_bit_for_bit(quant, heads, kv_heads):
+    """DecodeLayer.step against the same block's modules (NativeAttention, NativeRMSNorm, the
+    products' kernels) on one decode token, several layers deep in one cache: the same parts with the
+    same roundings, so the same output and the same cache columns, bit for bit; with grouped
+    key-value heads, and for bf16, int8 and int4 products."""
+    from lantern.runtime import quantize
+    from lantern.runtime.cache import StaticKVCache
+    from lantern.runtime.config import OuroConfig
+    from lantern.runtime.kernels import NativeBlock
+    from lantern.runtime.model import Block, rope_tables
+
+    config = OuroConfig(hidden_size=256, intermediate_size=512, num_attention_heads=heads, num_key_value_heads=kv_heads, head_dim=64)
+    generator = torch.Generator().manual_seed(heads * 10 + kv_heads)
+    layers = nn.ModuleList(Block(config) for _ in range(3))
+    for parameter in layers.parameters():
+        parameter.data = (torch.randn(parameter.shape, generator=generator) * 0.05 + (1.0 if parameter.dim() == 1 else 0.0))
+    layers = layers.to(torch.bfloat16)
+    if quant != "none":
+        quantize.quantize(layers, quant)
+    assert install(layers) > 0 and all(type(layer) is NativeBlock for layer in layers)
+    cache = StaticKVCache(1, 3, 1, kv_heads, 40, 64, torch.bfloat16, "cpu")
+    cache.k.copy_(torch.randn(cache.k.shape, generator=generator))
+    cache.v.copy_(torch.randn(cache.v.shape, generator=generator))
+    position = 29
+    cos, sin = rope_tables(torch.tensor([[position]]), 64, config.rope_theta, torch.bfloat16)
+    x = torch.randn(1, 1, 256, generator=generator).to(torch.bfloat16)
+    keys, values = cache.k.clone(), cache.v.clone()
+
+    def run(step):
+        h = x
+        for index, layer in enumerate(layers):
+            h = step(layer, h, cos, sin, None, cache, index, position)
+        return h
+
+    with torch.inference_mode():
+        modules = run(Block.forward)
+        modules_k, modules_v = cache.k.clone(), cache.v.clone()
+        cache.k.copy_(keys)
+        cache.v.copy_(values)
+        fused = run(NativeBlock.forward)
+    assert all("_fused_layer" in layer.__dict__ and layer.__dict__["_fused_layer"][1] is not None for layer in layers)
+    assert fused.shape == (1, 1, 256) and torch.equal(fused, modules)
+    assert torch.equal(cache.k, modules_k) and torch.equal(cache.v, modules_v)
+    assert not torch.equal(cache.k, keys)  # the new column was written
+
+
+def test_a_swapped_part_rebuilds_or_drops_the_fused_layer():
+    """The fused layer holds the parts it was built from: swapping a projection for one without a
+    native decode kernel sends the block back to its modules."""
+    from lantern.runtime.config import OuroConfig
+    from lantern.runtime.model import Block
+
+    config = OuroConfig(hidden_size=256, intermediate_size=512, num_attention_heads=4, num_key_value_heads=4, head_dim=64)
+    block = Block(config).to(torch.bfloat16)
+    install(block)
+    assert block._fused() is not None
+    block.mlp.up_proj = nn.Linear(256, 512, bias=True).to(torch.bfloat16)  # a bias: no native kernel
+    assert block._fused() is None
