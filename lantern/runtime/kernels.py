@@ -44,7 +44,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lantern.runtime.model import Attention, Block, RMSNorm
+from lantern.runtime.model import MLP, Attention, Block, RMSNorm
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +118,23 @@ static void bf16_rows(const uint16_t* w, const uint16_t* x, uint16_t* y, int64_t
 __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
 static inline __m512 widen(const uint16_t* p) {  // 16 bf16 values as float32
   return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i*)p)), 16));
+}
+
+// e^x for 16 floats: range reduction (e^x = 2^n e^r, |r| <= ln2 / 2) and a degree-6 polynomial,
+// relative error about 1e-7; out-of-range x gives inf or 0, -inf gives 0.
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
+static inline __m512 exp_ps(__m512 x) {
+  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), x);  // ln 2 in two parts, so r is exact
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.428606765330187e-06f), r);
+  __m512 p = _mm512_set1_ps(1.f / 720.f);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f / 120.f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f / 24.f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f / 6.f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f));
+  return _mm512_scalef_ps(p, n);  // p * 2^n, to inf or 0 where x is out of range
 }
 
 // int8 weights (one scale per row) times a bf16 row quantized to int8 per block of 256 columns
@@ -508,34 +525,74 @@ torch::Tensor rmsnorm_bf16(torch::Tensor x, torch::Tensor weight, double eps) {
 // the heads are shared among the threads (the cache is read from memory, and two threads read it
 // faster than one).
 // One query row: qr (D values, q_step apart), keys and values at kb / vb (T rows, k_row / v_row
-// apart), mask_row (T flags, or null: attend to all) -> orow (D bf16). qf, scores, acc: scratch.
+// apart), mask_row (T flags, or null: attend to all) -> orow (D bf16). qf, scores: scratch (D and
+// T + 16 floats). The exponentials 16 at a time (exp_ps); the output row is summed in registers.
 __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
 static void attend_row(const uint16_t* qr, int64_t q_step, const uint16_t* kb, int64_t k_row, const uint16_t* vb, int64_t v_row,
-                       const bool* mask_row, int64_t T, int64_t D, uint16_t* orow, float* qf, float* scores, float* acc) {
+                       const bool* mask_row, int64_t T, int64_t D, uint16_t* orow, float* qf, float* scores) {
   const float scale = 1.f / std::sqrt((float)D);
   for (int64_t d = 0; d < D; ++d) qf[d] = bf16_value(qr[d * q_step]) * scale;
-  float peak = -INFINITY;
-  for (int64_t t = 0; t < T; ++t) {
-    if (mask_row && !mask_row[t]) { scores[t] = -INFINITY; continue; }
+  int64_t t = 0;
+  for (; t + 4 <= T; t += 4) {  // four keys at a time: four independent chains of additions
+    const uint16_t* kr = kb + t * k_row;
+    for (int i = 0; i < 4; ++i)  // the cache is read from memory once per token: fetch eight keys ahead
+      for (int64_t d = 0; d < D; d += 32) _mm_prefetch((const char*)(kr + (8 + i) * k_row + d), _MM_HINT_T0);
+    __m512 d0 = _mm512_setzero_ps(), d1 = _mm512_setzero_ps(), d2 = _mm512_setzero_ps(), d3 = _mm512_setzero_ps();
+    for (int64_t d = 0; d < D; d += 16) {
+      const __m512 qv = _mm512_loadu_ps(qf + d);
+      d0 = _mm512_fmadd_ps(qv, widen(kr + d), d0);
+      d1 = _mm512_fmadd_ps(qv, widen(kr + k_row + d), d1);
+      d2 = _mm512_fmadd_ps(qv, widen(kr + 2 * k_row + d), d2);
+      d3 = _mm512_fmadd_ps(qv, widen(kr + 3 * k_row + d), d3);
+    }
+    scores[t] = _mm512_reduce_add_ps(d0);
+    scores[t + 1] = _mm512_reduce_add_ps(d1);
+    scores[t + 2] = _mm512_reduce_add_ps(d2);
+    scores[t + 3] = _mm512_reduce_add_ps(d3);
+  }
+  for (; t < T; ++t) {
     const uint16_t* kr = kb + t * k_row;
     __m512 dot = _mm512_setzero_ps();
     for (int64_t d = 0; d < D; d += 16) dot = _mm512_fmadd_ps(_mm512_loadu_ps(qf + d), widen(kr + d), dot);
     scores[t] = _mm512_reduce_add_ps(dot);
+  }
+  float peak = -INFINITY;
+  for (t = 0; t < T; ++t) {
+    if (mask_row && !mask_row[t]) scores[t] = -INFINITY;
     peak = std::max(peak, scores[t]);
   }
-  float total = 0.f;
-  for (int64_t t = 0; t < T; ++t) {
-    scores[t] = scores[t] == -INFINITY ? 0.f : std::exp(scores[t] - peak);
-    total += scores[t];
+  const __m512 top = _mm512_set1_ps(peak);
+  __m512 sums = _mm512_setzero_ps();
+  for (t = 0; t < T; t += 16) {  // exp(-inf) is 0: masked positions drop out
+    const __mmask16 live = T - t >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (T - t)) - 1);
+    const __m512 e = exp_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(live, scores + t), top));
+    _mm512_mask_storeu_ps(scores + t, live, e);
+    sums = _mm512_add_ps(sums, _mm512_maskz_mov_ps(live, e));
   }
-  std::fill(acc, acc + D, 0.f);
-  for (int64_t t = 0; t < T; ++t) {
+  const float inverse = 1.f / _mm512_reduce_add_ps(sums);
+  constexpr int MAX_VECTORS = 16;  // head widths up to 256 summed in registers
+  if (D <= 16 * MAX_VECTORS) {
+    __m512 acc[MAX_VECTORS];
+    const int vectors = (int)(D / 16);
+    for (int j = 0; j < vectors; ++j) acc[j] = _mm512_setzero_ps();
+    for (t = 0; t < T; ++t) {
+      const uint16_t* vr = vb + t * v_row;
+      for (int64_t d = 0; d < D; d += 32) _mm_prefetch((const char*)(vr + 8 * v_row + d), _MM_HINT_T0);
+      if (scores[t] == 0.f) continue;
+      const __m512 p = _mm512_set1_ps(scores[t] * inverse);
+      for (int j = 0; j < vectors; ++j) acc[j] = _mm512_fmadd_ps(p, widen(vr + 16 * j), acc[j]);
+    }
+    for (int j = 0; j < vectors; ++j) _mm256_storeu_si256((__m256i*)(orow + 16 * j), (__m256i)_mm512_cvtneps_pbh(acc[j]));
+    return;
+  }
+  std::vector<float> acc(D, 0.f);
+  for (t = 0; t < T; ++t) {
     if (scores[t] == 0.f) continue;
-    const __m512 p = _mm512_set1_ps(scores[t] / total);
+    const __m512 p = _mm512_set1_ps(scores[t] * inverse);
     const uint16_t* vr = vb + t * v_row;
-    for (int64_t d = 0; d < D; d += 16) _mm512_storeu_ps(acc + d, _mm512_fmadd_ps(p, widen(vr + d), _mm512_loadu_ps(acc + d)));
+    for (int64_t d = 0; d < D; d += 16) _mm512_storeu_ps(acc.data() + d, _mm512_fmadd_ps(p, widen(vr + d), _mm512_loadu_ps(acc.data() + d)));
   }
-  for (int64_t d = 0; d < D; d += 16) _mm256_storeu_si256((__m256i*)(orow + d), (__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(acc + d)));
+  for (int64_t d = 0; d < D; d += 16) _mm256_storeu_si256((__m256i*)(orow + d), (__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(acc.data() + d)));
 }
 
 torch::Tensor decode_attention_bf16(torch::Tensor q, torch::Tensor k, torch::Tensor v, torch::Tensor mask) {
@@ -548,13 +605,13 @@ torch::Tensor decode_attention_bf16(torch::Tensor q, torch::Tensor k, torch::Ten
   auto* op = reinterpret_cast<uint16_t*>(out.data_ptr());
   const bool* mp = mask.numel() ? mask.data_ptr<bool>() : nullptr;  // [B, 1, S, T], contiguous
   at::parallel_for(0, B * H, 1, [&](int64_t i0, int64_t i1) {
-    std::vector<float> qf(D), scores(T), acc(D);
+    std::vector<float> qf(D), scores(T + 16);
     for (int64_t i = i0; i < i1; ++i) {
       const int64_t b = i / H, h = i % H, g = h / (H / Hkv);
       for (int64_t s = 0; s < S; ++s)
         attend_row(qp + b * q.stride(0) + h * q.stride(1) + s * q.stride(2), q.stride(3),
                    kp + b * k.stride(0) + g * k.stride(1), k.stride(2), vp + b * v.stride(0) + g * v.stride(1), v.stride(2),
-                   mp ? mp + (b * S + s) * T : nullptr, T, D, op + ((b * H + h) * S + s) * D, qf.data(), scores.data(), acc.data());
+                   mp ? mp + (b * S + s) * T : nullptr, T, D, op + ((b * H + h) * S + s) * D, qf.data(), scores.data());
     }
   });
   return out;
@@ -616,6 +673,46 @@ torch::Tensor gemv_bf16(torch::Tensor x, torch::Tensor w) {
   return out;
 }
 
+// SwiGLU's middle, bf16(bf16(silu(g)) * u), as MLP.forward rounds it (silu's result to bf16, then the
+// product), with silu(g) = g / (1 + exp(-g)) in float32 and exp_ps (relative error about 1e-7,
+// below float32's own rounding of the division). PyTorch's silu uses another exp (SLEEF), so about one output in a
+// few hundred lands on the neighbouring bf16 value; it matters for speed: after a layer's weights
+// have streamed through the caches, PyTorch's silu and product cost 20-60 us per call in dispatch
+// and cold code, this loop about one.
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
+static void silu_mul_rows(const uint16_t* g, const uint16_t* u, uint16_t* y, int64_t n) {
+  const __m512 one = _mm512_set1_ps(1.f);
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m512 gv = widen(g + i);
+    const __m512 silu = round_trip(_mm512_div_ps(gv, _mm512_add_ps(one, exp_ps(_mm512_sub_ps(_mm512_setzero_ps(), gv)))));
+    _mm256_storeu_si256((__m256i*)(y + i), (__m256i)_mm512_cvtneps_pbh(_mm512_mul_ps(silu, widen(u + i))));
+  }
+  if (i < n) {  // the last few through a padded vector
+    alignas(64) uint16_t gt[16] = {0}, ut[16] = {0}, yt[16];
+    std::memcpy(gt, g + i, (n - i) * 2);
+    std::memcpy(ut, u + i, (n - i) * 2);
+    silu_mul_rows(gt, ut, yt, 16);
+    std::memcpy(y + i, yt, (n - i) * 2);
+  }
+}
+
+// g, u: bf16 of one shape (contiguous) -> bf16(bf16(silu(g)) * u).
+torch::Tensor silu_mul_bf16(torch::Tensor g, torch::Tensor u) {
+  TORCH_CHECK(g.is_contiguous() && u.is_contiguous() && g.sizes() == u.sizes() && g.scalar_type() == torch::kBFloat16
+              && u.scalar_type() == torch::kBFloat16, "silu_mul_bf16: unsupported input");
+  auto out = torch::empty_like(g);
+  const int64_t n = g.numel();
+  const auto* gp = reinterpret_cast<const uint16_t*>(g.data_ptr());
+  const auto* up = reinterpret_cast<const uint16_t*>(u.data_ptr());
+  auto* yp = reinterpret_cast<uint16_t*>(out.data_ptr());
+  if (n <= 65536) silu_mul_rows(gp, up, yp, n);
+  else at::parallel_for(0, (n + 4095) / 4096, 1, [&](int64_t b0, int64_t b1) {
+    silu_mul_rows(gp + b0 * 4096, up + b0 * 4096, yp + b0 * 4096, std::min(b1 * 4096, n) - b0 * 4096);
+  });
+  return out;
+}
+
 // ---- one decode step of one layer in one call -------------------------------------------------
 // Block.forward for one new token of one sequence with no mask, as the modules compute it with the
 // kernels above, without returning to Python between its parts (at decode sizes, the dozen module
@@ -624,8 +721,8 @@ torch::Tensor gemv_bf16(torch::Tensor x, torch::Tensor w) {
 //   h = norm_in(x); q, k, v = products(h); RoPE on q and k; k, v written to the cache at
 //   `position`; a = attention over the cache's first position + 1 columns; x1 = x + norm_in2(o(a));
 //   h2 = norm_post(x1); x2 = x1 + norm_post2(down(silu(gate(h2)) * up(h2)))
-// each result rounded to bf16 where the module's is; silu and its product run through PyTorch's own
-// kernels (ATen), so the layer is the modules' result bit for bit.
+// each result rounded to bf16 where the module's is (SwiGLU's middle by silu_mul_bf16's loop, as
+// NativeMLP computes it), so the layer is the native modules' result bit for bit.
 // Products (q, k, v, o, gate, up, down): kind 0 bf16 (weight), 1 int8 (codes, float32 scale per
 // row), 2 int4 (codes, superblock scales), three tensors each (unused ones empty).
 static bool layer_timing_on = false;
@@ -703,13 +800,11 @@ struct DecodeLayer {
                 "DecodeLayer.step: unsupported input");
     PartClock clock;
     auto out = torch::empty_like(x);
-    auto work = torch::empty({5 * hidden + 2 * H * D + 2 * Hkv * D + H * D + 2 * intermediate}, x.options());
-    auto gate_up = torch::empty({2, intermediate}, x.options());
-    uint16_t* w = reinterpret_cast<uint16_t*>(work.data_ptr());
-    uint16_t *h = w, *o = h + hidden, *x1 = o + hidden, *d = x1 + hidden, *t = d + hidden;
+    thread_local std::vector<uint16_t> scratch;  // reused: a fresh allocation per layer costs more than its norms
+    scratch.resize(5 * hidden + 3 * H * D + 2 * Hkv * D + 3 * intermediate);
+    uint16_t *h = scratch.data(), *o = h + hidden, *x1 = o + hidden, *d = x1 + hidden, *t = d + hidden;
     uint16_t *q = t + hidden, *qr = q + H * D, *k = qr + H * D, *v = k + Hkv * D, *att = v + Hkv * D, *mid = att + H * D;
-    uint16_t* gate = reinterpret_cast<uint16_t*>(gate_up.data_ptr());
-    uint16_t* up = gate + intermediate;
+    uint16_t *gate = mid + intermediate, *up = gate + intermediate;
     const auto* xp = reinterpret_cast<const uint16_t*>(x.data_ptr());
     const auto* cp = reinterpret_cast<const uint16_t*>(cos.data_ptr());
     const auto* sp = reinterpret_cast<const uint16_t*>(sin.data_ptr());
@@ -728,11 +823,11 @@ struct DecodeLayer {
       std::memcpy(vc + (g * columns + position) * D, v + g * D, D * sizeof(uint16_t));
     }
     at::parallel_for(0, H, 1, [&](int64_t h0, int64_t h1) {
-      std::vector<float> qf(D), scores(position + 1), acc(D);
+      std::vector<float> qf(D), scores(position + 17);
       for (int64_t i = h0; i < h1; ++i) {
         const int64_t g = i / (H / Hkv);
         attend_row(qr + i * D, 1, kc + g * columns * D, D, vc + g * columns * D, D, nullptr, position + 1, D, att + i * D,
-                   qf.data(), scores.data(), acc.data());
+                   qf.data(), scores.data());
       }
     });
     clock.charge(1);
@@ -745,9 +840,7 @@ struct DecodeLayer {
     product(4, h, gate);
     product(5, h, up);
     clock.charge(0);
-    auto gates = gate_up[0], ups = gate_up[1];
-    auto middle = work.narrow(0, mid - w, intermediate);
-    at::mul_out(middle, at::silu(gates), ups);  // PyTorch's own silu and product: the module's bits
+    silu_mul_rows(gate, up, mid, intermediate);
     clock.charge(2);
     product(6, mid, d);
     clock.charge(0);
@@ -766,9 +859,10 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("rmsnorm_bf16", &rmsnorm_bf16);
   m.def("decode_attention_bf16", &decode_attention_bf16);
   m.def("rope_bf16", &rope_bf16);
+  m.def("silu_mul_bf16", &silu_mul_bf16);
   m.def("set_layer_timing", &set_layer_timing);
   m.def("take_layer_timings", &take_layer_timings);
-  pybind11::class_<DecodeLayer>(m, "DecodeLayer")
+  pybind11::class_<DecodeLayer>(m, "DecodeLayer", pybind11::module_local())
       .def(pybind11::init<std::vector<torch::Tensor>, std::vector<int64_t>, std::vector<torch::Tensor>, double, int64_t, int64_t, int64_t>())
       .def("step", &DecodeLayer::step);
 }
@@ -786,7 +880,7 @@ def cpu_has_avx512_bf16() -> bool:
 
 
 _building = threading.Lock()
-EXTENSION = "lantern_kernels_v15"
+EXTENSION = "lantern_kernels_v19"
 """The compiled module's name: a new name whenever _SOURCE changes, so no stale build is loaded."""
 
 
@@ -887,6 +981,17 @@ class NativeAttention(Attention):
 _NO_MASK = torch.zeros(0, dtype=torch.bool)
 
 
+class NativeMLP(MLP):
+    """MLP whose bf16 CPU rows take SwiGLU's middle from the native loop (silu_mul_bf16): the same
+    roundings as F.silu(g) * u, with another exp, so an output may sit one bf16 step away."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        gate, up = self.gate_proj(x), self.up_proj(x)
+        if gate.dtype == torch.bfloat16 and up.dtype == torch.bfloat16 and gate.device.type == "cpu" and gate.is_contiguous() and up.is_contiguous():
+            return self.down_proj(native().silu_mul_bf16(gate, up))
+        return self.down_proj(F.silu(gate) * up)
+
+
 class NativeBlock(Block):
     """Block whose bf16 decode steps on CPU (one token of one sequence, no mask, a static cache) run
     as one native call, `DecodeLayer.step`, with the same parts, kernels and roundings as the
@@ -937,7 +1042,8 @@ def _product_tensors(linear: nn.Module) -> tuple[int, list[torch.Tensor]] | None
 def _decode_layer(block: Block, parts: tuple):
     norms, products = parts[:4], parts[4:]
     attention = block.self_attn
-    if native() is None or any(type(norm) is not NativeRMSNorm or not norm.weight.is_contiguous() for norm in norms) \
+    if native() is None or type(block.mlp) is not NativeMLP or type(attention) is not NativeAttention \
+            or any(type(norm) is not NativeRMSNorm or not norm.weight.is_contiguous() for norm in norms) \
             or len({norm.eps for norm in norms}) != 1 or attention.head_dim % 32:
         return None
     kinds, weights = [], []
@@ -953,7 +1059,8 @@ def _decode_layer(block: Block, parts: tuple):
 
 def install(model: nn.Module) -> int:
     """Swap every bias-free bf16 CPU Linear with more than one output for a GemvLinear over the same
-    weight, and every bf16 RMSNorm for a NativeRMSNorm, when the kernels are available; returns how
+    weight, every bf16 RMSNorm for a NativeRMSNorm, and every Attention, MLP and Block for its native
+    class (same parameters; only bf16 CPU steps differ), when the kernels are available; returns how
     many modules were swapped."""
     if native() is None:
         return 0
@@ -963,10 +1070,13 @@ def install(model: nn.Module) -> int:
     attentions = [m for m in model.modules() if type(m) is Attention]  # install() runs on CPU bf16 models only
     for attention in attentions:
         attention.__class__ = NativeAttention  # only the bf16 decode step differs
+    mlps = [m for m in model.modules() if type(m) is MLP]
+    for mlp in mlps:
+        mlp.__class__ = NativeMLP  # SwiGLU's middle in one native loop
     blocks = [m for m in model.modules() if type(m) is Block]
     for block in blocks:
         block.__class__ = NativeBlock  # one native call per layer for a decode step
-    return len(norms) + len(attentions) + len(blocks) + _install_gemv(model)
+    return len(norms) + len(attentions) + len(mlps) + len(blocks) + _install_gemv(model)
 
 
 def _install_gemv(model: nn.Module) -> int:
