@@ -6,10 +6,12 @@ threads with a barrier at its end. On a shared machine a thread that loses its c
 barrier: on the 2-core development machine with another process busy, 2 threads ran the same
 products 3-10x slower than 1, while on an idle machine 2 threads read memory faster than 1. No
 fixed number is right for both, so `threads = 0` (the default) times a short run of the decode's
-own kind of work (bf16 matrix-vector products over a weight larger than the caches) at each
+own kind of work (bf16 matrix-vector products over a weight larger than the caches, with the native
+kernel where it is built) at each
 candidate count and keeps the fastest, preferring fewer threads unless more are clearly faster.
 
-This module knows nothing about models; it only sets torch's intra-op thread count.
+This module knows nothing about models; it only sets torch's intra-op thread count (the native
+kernels share PyTorch's thread pool).
 """
 
 from __future__ import annotations
@@ -42,21 +44,33 @@ def measure(counts: list[int], rounds: int = 5, megabytes: int = 96, passes: int
     passes, the counts interleaved so a change in the machine's load hits all of them."""
     blocks = [torch.randn(2048, 2048).to(torch.bfloat16) for _ in range(max(megabytes // 8, 1))]
     x = torch.randn(1, 2048, dtype=torch.bfloat16)
+    product = _decode_product()
     before = torch.get_num_threads()
     seconds: dict[int, list[float]] = {n: [] for n in counts}
     try:
         for _ in range(rounds):
             for n in counts:
                 torch.set_num_threads(n)
-                torch.nn.functional.linear(x, blocks[0])  # wake the pool at this size
+                product(x, blocks[0])  # wake the pool at this size
                 started = time.perf_counter()
                 for _ in range(passes):
                     for block in blocks:
-                        torch.nn.functional.linear(x, block)
+                        product(x, block)
                 seconds[n].append((time.perf_counter() - started) / passes)
     finally:
         torch.set_num_threads(before)
     return {n: statistics.median(s) for n, s in seconds.items()}
+
+
+def _decode_product():
+    """The matrix-vector product decode will run: the native bf16 kernel where it is built (it reads
+    memory about three times faster than PyTorch's, so the two kernels can favour different thread
+    counts), else PyTorch's."""
+    from lantern.runtime import kernels
+
+    if kernels.native() is not None:
+        return lambda x, weight: kernels.gemv_bf16(x[0], weight)
+    return torch.nn.functional.linear
 
 
 def choose(timings: dict[int, float]) -> int:
