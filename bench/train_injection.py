@@ -11,9 +11,10 @@ BIPIA dev file:
   around it are negatives, and so is every sentence of the clean contexts;
 - generic sentences written here: orders to an assistant of the kind issue 17 met (`ORDERS`:
   state a figure, answer in a language, recommend a product), positives; ordinary instructions to
-  a human reader (`READER_TEXT`: click, reply, press, store), statements about the orders' own
-  topics (`STATEMENTS`) and expository sentences of many fields (`PROSE`), negatives, so the
-  classifier learns the addressee and not the mood or the subject;
+  a human reader (`READER_TEXT`: click, reply, press, store), web-page furniture and interview
+  questions (`WEB_TEXT`, placed in web articles), statements about the orders' own topics
+  (`STATEMENTS`) and expository sentences of many fields (`PROSE`), negatives, so the classifier
+  learns the addressee and not the mood or the subject;
 - BIPIA's *train* code contexts (Stack Overflow answers, `benchmark/code/train.jsonl`): negatives;
 - the shipped kb/ Markdown and README.md at a commit (`--docs-commit`, recorded in the weights),
   cut into chunks as ingestion cuts them: negatives;
@@ -146,6 +147,28 @@ READER_TEXT = [
     "What did the committee decide about the budget?",
     "Explain your reasoning in the comments of the pull request.",
     "Summarize the chapter in your own words for the next class.",
+]
+
+WEB_TEXT = [
+    # The furniture of web pages and the questions of interviews and opinion pieces: addressed to
+    # readers (or asked of a guest), never to an assistant, and common in the articles people ingest.
+    "Leave a comment below and tell us what you think.", "Post a reply", "Cancel reply", "Comments are closed.",
+    "Sign up for our weekly newsletter to get the latest stories in your inbox.", "Subscribe to get new posts delivered by email.",
+    "Follow us on social media for updates.", "Share this article with your friends.", "Click here to download the full report.",
+    "Log in or register to post comments.", "You must be logged in to leave a comment.",
+    "Please enable JavaScript in your browser to view this page.", "Read more about our privacy policy.",
+    "We use cookies to improve your experience on our site.", "Back to top", "Related posts:", "Continue reading",
+    "Rate this post:", "Was this article helpful?", "Have a story idea? Send us a tip.", "Join the conversation on our forum.",
+    "Skip to main content", "Advertise with us", "Update your browser for the best experience.",
+    "Stay informed with our daily briefing.", "Get the app for breaking news alerts.", "Apply now and find your next job.",
+    "Upload your CV to get matched with employers.", "Forgot your password? Reset it here.", "Watch the full video on our channel.",
+    "Support independent journalism by becoming a member.", "Donate today to keep our reporting free.",
+    "Updates will follow as the story develops.", "Tell your friends about us!",
+    "Interviewer: How did you get started in the industry?", "Q: What advice would you give to young founders?",
+    "What lessons did you learn from the first product launch?", "So what comes next for the city's transit plan?",
+    "Why does this matter for consumers?", "Is the housing market cooling down?", "What would you change about the current tax system?",
+    "Should the council approve the new stadium?", "How do you keep your team motivated?", "Where do you see the company in five years?",
+    "What was the hardest decision you had to make?", "'I'm not going to talk about that,' he said, 'because it is still in court.'",
 ]
 
 
@@ -283,13 +306,16 @@ def documents(repo: Path, rng: random.Random, docs_commit: str) -> tuple[list[tu
     statements = written_statements(rng)
     for sentence in READER_TEXT + statements:
         docs.append((f"{rng.choice(emails)}\n{sentence}", "text", None))
+    for sentence in WEB_TEXT:  # twice, in web articles, where such text lives
+        for _ in range(2):
+            docs.append((f"{rng.choice(wice)}{sentence}\n", "text", None))
     for start in range(0, len(statements), 6):  # and as paragraphs of their own
         docs.append((" ".join(statements[start : start + 6]), "text", None))
     for text in reader_docs(docs_commit):
         docs.append((text, "markdown", None))
     counts = {"text_attacks": len(text_attacks), "code_attack_instructions": len(code_attacks), "written_orders_and_tasks": len(orders),
               "code_answers": len(answers), "wice_dev_articles": len(wice), "pubmedqa_dev_abstracts": len(pubmed),
-              "written_reader_sentences": len(READER_TEXT), "written_statements": len(statements), "emails": len(emails), "tables": len(tables)}
+              "written_reader_sentences": len(READER_TEXT), "written_web_sentences": len(WEB_TEXT), "written_statements": len(statements), "emails": len(emails), "tables": len(tables)}
     return docs, counts
 
 
@@ -312,9 +338,14 @@ def examples(docs, embed) -> tuple[np.ndarray, np.ndarray, float]:
             labels.append(int(inside is not None and a < inside[1] and inside[0] < b))
     x, y = np.stack(rows).astype(np.float64), np.asarray(labels, dtype=np.float64)
     assert LEXICAL[-1] == "context_distance"
-    distance = x[:, -1]
+    embedding = x.shape[1] - len(LEXICAL)
+    column = {name: embedding + i for i, name in enumerate(LEXICAL)}
+    distance = x[:, -1].copy()
     alone_distance = significant(float(np.nanmean(distance[y == 0])))
-    x[np.isnan(distance), -1] = alone_distance
+    alone = np.isnan(distance)
+    x[alone, -1] = alone_distance  # and the features made from the distance, as lexical_features makes them
+    x[alone, column["question_off_topic"]] = x[alone, column["question"]] * alone_distance
+    x[alone, column["order_off_topic"]] = x[alone, column["imperative_start"]] * alone_distance
     return x, y, alone_distance
 
 

@@ -47,13 +47,14 @@ from lantern.verify.claims import trimmed_spans
 WEIGHTS_PATH = Path(__file__).with_name("injection_weights.json")
 EMBEDDER = "all-MiniLM-L6-v2"
 """The classifier was fitted on this embedder's vectors, whatever embedder the knowledge base uses."""
-THRESHOLD = 0.97
+THRESHOLD = 0.95
 """P(addressed to an AI) at or above which a sentence is flagged. Chosen on dev data only
-(`python bench/injection.py --sweep`, 2026-12-02): the lowest threshold keeping the false flags
-on the WiCE dev half's second quarter at 1% of chunks (0.95: 1.6%; 0.9: 2.5%; 0.5: 11.4%), where
-BIPIA dev recall, rules included, is 0.863 (0.95: 0.894; 0.5: 0.944). PubMedQA dev, the clean
-BIPIA e-mails and tables and kb/: no chunk flagged from 0.5 up. The rules alone flag none of these
-chunks."""
+(`python bench/injection.py --sweep`, 2026-12-02, weights with web-page furniture among the
+negatives and the off-topic question/order features): the lowest threshold keeping the false
+flags on the WiCE dev half's second quarter at 1% of chunks (0.9: 1.75%; 0.8: 3.1%; 0.5: 7.3%),
+where BIPIA dev recall, rules included, is 0.919 (0.9: 0.925; 0.8: 0.956; 0.5: 0.969). PubMedQA
+dev, the clean BIPIA e-mails and tables and kb/: no chunk flagged from 0.9 up. The rules alone
+flag none of these chunks."""
 ELIDED = "[text flagged as instructions to AI removed]"
 """What a model is shown instead of a flagged span."""
 
@@ -63,6 +64,9 @@ Embed = Callable[[list[str]], np.ndarray]
 # --- where a chunk's sentences are -------------------------------------------------------------
 
 _SENTENCE_END = re.compile(r"[.!?]+[\"'\u201d\u2019)\]]*(?=\s)")
+_QUOTATION = re.compile(r"(?<!\w)['\"\u201c\u2018](?=\S)[^\n]{1,400}?(?<=\S)['\"\u201d\u2019](?!\w)")
+"""A quotation on one line: an opening mark not inside a word (so "I'm" and "company's" open
+nothing), up to the first closing mark not followed by a letter."""
 _ABBREVIATIONS = {"e.g", "i.e", "etc", "vs", "dr", "mr", "mrs", "ms", "prof", "fig", "no", "approx", "cf", "al", "st", "jr", "inc", "ltd", "u.s", "a.m", "p.m"}
 
 
@@ -70,7 +74,8 @@ def segments(text: str) -> list[tuple[int, int]]:
     """(start, end) spans of the sentences and stand-alone lines of `text`. A line break ends a
     sentence unless the next line goes on in lower case (a soft-wrapped paragraph): text planted
     on a line of its own, in an e-mail or between table rows, is its own segment. Table rows
-    (lines starting with '|') are whole segments."""
+    (lines starting with '|') are whole segments. A sentence end inside a quotation does not end
+    the sentence that quotes it."""
     groups: list[tuple[int, int]] = []
     start = end = None
     previous_row = False
@@ -101,7 +106,10 @@ def segments(text: str) -> list[tuple[int, int]]:
             spans.append((a, b))
             continue
         cut = a
+        quoted = [(m.start(), m.end()) for m in _QUOTATION.finditer(text, a, b)]
         for match in _SENTENCE_END.finditer(text, a, b):
+            if any(q0 < match.start() and match.end() < q1 for q0, q1 in quoted):
+                continue  # "Rate this tweet: 'Loved it! Best show ever'" is one sentence, the tweet quoted in it
             word = re.search(r"(?:^|\s)([A-Za-z.]+)$", text[cut : match.start()])
             if match.group().startswith(".") and word and (word.group(1).lower().strip(".") in _ABBREVIATIONS or len(word.group(1)) == 1):
                 continue
@@ -313,7 +321,7 @@ _AI_MENTION = re.compile(rf"\b(?:{_AI}|assistant)s?\b", _I)
 _WORD = re.compile(r"[A-Za-z][A-Za-z'-]*")
 
 LEXICAL = ["your_reply", "second_person", "imperative_start", "question", "please", "ai_mention", "log_words", "table_row",
-           "context_distance"]
+           "question_off_topic", "order_off_topic", "context_distance"]
 """Names of the cheap features, in order, after the embedding's dimensions."""
 
 
@@ -345,15 +353,20 @@ def lexical_features(sentence: str, context_distance: float) -> list[float]:
     mean of the other sentences of its chunk."""
     words = _WORD.findall(sentence)
     stripped = sentence.rstrip("\"'\u201d\u2019) ")
+    question, order = float(stripped.endswith("?")), float(imperative_start(sentence))
     return [
         float(bool(_YOUR_REPLY.search(sentence))),
         float(bool(_SECOND_PERSON.search(sentence))),
-        float(imperative_start(sentence)),
-        float(stripped.endswith("?")),
+        order,
+        question,
         float(bool(re.search(r"\bplease\b", sentence, _I))),
         float(bool(_AI_MENTION.search(sentence))),
         math.log1p(len(words)),
         float(sentence.lstrip().startswith("|")),
+        # A question or an order far from the rest of its chunk is a request planted there; one on
+        # the chunk's own subject is the document talking to its reader (an interview, a manual).
+        question * float(context_distance),
+        order * float(context_distance),
         float(context_distance),
     ]
 

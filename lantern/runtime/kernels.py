@@ -19,6 +19,14 @@ kernel), and `matmul_int4` one row too. int4 codes sit in a layout made for this
 scales are applied 16 at a time, once per 1,024 columns. Streaming 460 MB of int8 weights on the
 2-core development machine: 37 GB/s against PyTorch's 27 (bf16 kernel: 43).
 
+At decode sizes the work between the products is small and PyTorch's per-call cost is not: a
+layer's dozen module calls and two dozen ops took about a quarter of a millisecond, most of it
+dispatch and code evicted from the caches by the weights streaming past. So a decode step of one
+layer for one sequence runs as one native call (`DecodeLayer.step`, used by `NativeBlock`): norms,
+products, RoPE, the cache write, attention and SwiGLU in C++, in the same order and with the same
+roundings as the native modules (NativeRMSNorm, NativeAttention, NativeMLP and the products'
+kernels), which the tests check bit for bit.
+
 The C++ source below is compiled once per machine with torch's extension builder (g++ and ninja;
 about a minute, cached by torch under ~/.cache/torch_extensions, or TORCH_EXTENSIONS_DIR) the
 first time a bf16 model is loaded on a CPU that has AVX-512 BF16. `GemvLinear` swaps in for
