@@ -20,6 +20,7 @@ from typing import Callable
 
 from lantern.errors import KnowledgeBaseError
 from lantern.knowledge import migrate
+from lantern.knowledge.injection import detector_version
 from lantern.knowledge.ingest import IngestProgress, IngestReport, ingest
 from lantern.knowledge.memory_index import LiveMemoryIndex, handles_text_query
 from lantern.knowledge.search import Reranker, SearchMode, search
@@ -52,7 +53,7 @@ class KnowledgeBase:
         process is writing, in which case that writer's next ingest does it."""
         settings = settings or load_settings()
         kb = cls(settings, Store(settings.kb_path, settings.kb_table))
-        if settings.flag_injections and migrate.unchecked(kb.store):
+        if settings.flag_injections and migrate.unchecked(kb.store, detector_version()):
             with kb.writing(say, wait=False) as holding:
                 if holding:
                     kb.flag_stored_chunks(say)
@@ -156,13 +157,17 @@ class KnowledgeBase:
     def flag_stored_chunks(self, say: Callable[[str], None] | None = None) -> int:
         """Compute the flags of stored chunks that have none (see lantern.knowledge.migrate) from their
         stored text, with one line to `say`; the caller holds the writer lock. Returns chunks checked."""
-        if not migrate.unchecked(self.store):
-            migrate.mark_checked(self.store)  # so that opening it need not count again
+        version = detector_version()
+        if not migrate.unchecked(self.store, version):
+            migrate.mark_checked(self.store, version)  # so that opening it need not count again
             return 0
-        checked, flagged = migrate.flag_unchecked(self.store, self.detect_all)
+        table = self.store.chunks()
+        renewed = table is not None and "flags" in table.schema.names and self.store.meta().get(migrate.DETECTOR_KEY) != version
+        checked, flagged = migrate.flag_unchecked(self.store, self.detect_all, version)
         self.store.refresh_indexes()  # updated rows are new fragments: index them again
         found = f"{flagged} hold text addressed to AI systems (`lantern kb list --flagged`)" if flagged else "none holds text addressed to AI systems"
-        line = f"knowledge base updated: checked {checked} stored chunks for instructions to AI systems, from their stored text; {found}."
+        why = " (this Lantern's detector differs from the one that checked them)" if renewed else ""
+        line = f"knowledge base updated: checked {checked} stored chunks for instructions to AI systems, from their stored text{why}; {found}."
         (say or (lambda text: print(text, file=sys.stderr)))(line)
         log.info(line)
         return checked

@@ -32,6 +32,7 @@ This module knows nothing about storage, retrieval, or the answer loop.
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import math
 import re
@@ -59,6 +60,14 @@ ELIDED = "[text flagged as instructions to AI removed]"
 """What a model is shown instead of a flagged span."""
 
 Embed = Callable[[list[str]], np.ndarray]
+
+
+@functools.cache
+def detector_version() -> str:
+    """A digest of everything that decides the flags: this module's source (rules, sentence
+    splitting, features, THRESHOLD) and the classifier's weights. A knowledge base records it with
+    its flags, so a Lantern whose detector differs checks the stored chunks again."""
+    return hashlib.sha256(Path(__file__).read_bytes() + WEIGHTS_PATH.read_bytes()).hexdigest()[:16]
 
 
 # --- where a chunk's sentences are -------------------------------------------------------------

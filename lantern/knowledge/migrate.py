@@ -7,6 +7,9 @@ stored text (no file is read again, no chunk re-embedded) and written in batches
 atomic commit. A run killed midway leaves rows null, and the next run finishes them; chunks
 ingested with `flag_injections` off are null too, and are checked once it is on again. When no
 row is null the meta table says so (`CHECKED_KEY`), so opening a knowledge base costs no scan.
+The meta table also names the detector whose flags the rows hold (`DETECTOR_KEY`, the caller's
+version string): when Lantern's detector changes, every row is set back to null in one atomic
+update and checked again the same way, so an upgrade never leaves flags of an older detector.
 
 This module knows nothing about how flags are found: the caller passes `detect_all`.
 """
@@ -26,6 +29,9 @@ CHECKED_KEY = "flags_checked"
 """Meta key naming the chunks table all of whose rows have flags, so opening a knowledge base need
 not scan the column each time; an ingest that writes unchecked rows clears it."""
 
+DETECTOR_KEY = "flags_detector"
+"""Meta key naming the detector version whose flags the stored rows hold."""
+
 
 def add_flags_column(store: Store) -> None:
     """Give the live chunks table its `flags` column (null: not checked) when it lacks one."""
@@ -34,21 +40,28 @@ def add_flags_column(store: Store) -> None:
         table.add_columns({"flags": "CAST(NULL AS STRING)"})
 
 
-def unchecked(store: Store) -> int:
-    """How many chunks of the live table have no flags yet (all of them when the column is missing)."""
+def unchecked(store: Store, detector: str) -> int:
+    """How many chunks of the live table have no flags of `detector` yet (all of them when the
+    column is missing or the rows' flags came from another detector)."""
     table = store.chunks()
-    if table is None or store.meta().get(CHECKED_KEY) == table.name:
+    if table is None:
         return 0
-    if "flags" not in table.schema.names:
+    meta = store.meta()
+    if meta.get(DETECTOR_KEY) == detector and meta.get(CHECKED_KEY) == table.name:
+        return 0
+    if "flags" not in table.schema.names or meta.get(DETECTOR_KEY) != detector:
         return table.count_rows()
     return table.count_rows("flags IS NULL")
 
 
-def mark_checked(store: Store) -> None:
-    """Record that every row of the live table has flags (the caller holds the writer lock)."""
+def mark_checked(store: Store, detector: str) -> None:
+    """Record that every row of the live table (if any) has flags of `detector` (the caller holds
+    the writer lock); an empty knowledge base records the detector its first rows will be written with."""
     table = store.chunks()
-    if table is not None and store.meta().get(CHECKED_KEY) != table.name:
-        store.set_meta({CHECKED_KEY: table.name})
+    wanted = {DETECTOR_KEY: detector} | ({CHECKED_KEY: table.name} if table is not None else {})
+    meta = store.meta()
+    if any(meta.get(key) != value for key, value in wanted.items()):
+        store.set_meta(wanted)
 
 
 def forget_checked(store: Store) -> None:
@@ -57,13 +70,19 @@ def forget_checked(store: Store) -> None:
         store.set_meta({CHECKED_KEY: ""})
 
 
-def flag_unchecked(store: Store, detect_all: DetectAll, batch: int | None = None) -> tuple[int, int]:
-    """Add the flags column when it is missing and fill every null row; returns (chunks checked,
-    chunks flagged). The caller holds the knowledge base's writer lock."""
+def flag_unchecked(store: Store, detect_all: DetectAll, detector: str, batch: int | None = None) -> tuple[int, int]:
+    """Add the flags column when it is missing, clear flags of another detector, and fill every
+    null row with `detect_all`'s (version `detector`); returns (chunks checked, chunks flagged).
+    The caller holds the knowledge base's writer lock."""
     add_flags_column(store)
     table = store.chunks()
     if table is None:
+        mark_checked(store, detector)
         return 0, 0
+    if store.meta().get(DETECTOR_KEY) != detector:
+        # Killed between these two commits, the next run clears them again: no harm, nothing lost.
+        table.update(where="flags IS NOT NULL", values_sql={"flags": "CAST(NULL AS STRING)"})
+        store.set_meta({DETECTOR_KEY: detector, CHECKED_KEY: ""})
     checked = flagged = 0
     pending = [row["chunk_id"] for row in table.search().where("flags IS NULL").select(["chunk_id"]).limit(None).to_list()]
     batch = batch or BATCH
@@ -79,5 +98,5 @@ def flag_unchecked(store: Store, detect_all: DetectAll, batch: int | None = None
                 table.update(where=f"chunk_id = {sql_str(row['chunk_id'])}", values={"flags": to_json(flags)})
         checked += len(rows)
         flagged += len(rows) - len(clean)
-    mark_checked(store)
+    mark_checked(store, detector)
     return checked, flagged

@@ -12,7 +12,7 @@ import pytest
 
 from lantern.knowledge import KnowledgeBase
 from lantern.knowledge import injection
-from lantern.knowledge.injection import ELIDED, detect, detect_all, outside, overlaps, rule_flags, segments, unflagged_text
+from lantern.knowledge.injection import ELIDED, detect, detect_all, detector_version, outside, overlaps, rule_flags, segments, unflagged_text
 from lantern.knowledge.store import Store
 from lantern.records import Evidence, Flag
 from lantern.settings import load_settings
@@ -273,12 +273,49 @@ def test_an_interrupted_migration_is_finished_by_the_next_open(tmp_path, monkeyp
     monkeypatch.setattr(KnowledgeBase, "detect_all", dies_on_the_second_batch)
     with pytest.raises(KeyboardInterrupt):
         KnowledgeBase.open(load_settings({"home": str(home)}), say=lambda line: None)
-    assert 0 < migrate.unchecked(Store(home / "kb.lancedb")) < n  # the first batch was written, the rest is still unchecked
+    assert 0 < migrate.unchecked(Store(home / "kb.lancedb"), detector_version()) < n  # the first batch was written, the rest is still unchecked
     monkeypatch.setattr(KnowledgeBase, "detect_all", real)
     lines: list[str] = []
     kb = KnowledgeBase.open(load_settings({"home": str(home)}), say=lines.append)
-    assert migrate.unchecked(kb.store) == 0 and len(lines) == 1
+    assert migrate.unchecked(kb.store, detector_version()) == 0 and len(lines) == 1
     assert [Path(c.source).name for c in kb.flagged()] == ["note3.md"]
+
+
+def test_flags_of_another_detector_are_checked_again_from_stored_text(tmp_path, monkeypatch):
+    """A knowledge base checked by an older detector (here: a stale flag on a clean chunk, and the
+    version recorded being another) is checked again when a Lantern with a different detector opens
+    it: the stale flag goes, the planted order is flagged, nothing is re-read or re-embedded, once."""
+    import lantern.knowledge as knowledge_module
+    from lantern.knowledge import migrate
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "budget.md").write_text(PLANTED)
+    (docs / "plain.md").write_text("# Plain\n\nThe reading room opens at nine and closes at five.\n")
+    home = tmp_path / "home"
+    settings = load_settings({"home": str(home)})
+    kb = KnowledgeBase.open(settings, say=lambda line: None)
+    kb.ingest([docs])
+    store = Store(home / "kb.lancedb")
+    assert store.meta()[migrate.DETECTOR_KEY] == detector_version() and migrate.unchecked(store, detector_version()) == 0
+    table = store.chunks()
+    plain = [row["chunk_id"] for row in table.search().select(["chunk_id", "source"]).limit(None).to_list() if row["source"].endswith("plain.md")]
+    stale = '[{"start": 0, "end": 6, "reason": "an older detector", "kind": "addressed_to_ai"}]'
+    table.update(where=f"chunk_id = '{plain[0]}'", values={"flags": stale})
+    vectors_before = {row["chunk_id"]: row["vector"] for row in _rows(home)}
+    ingest_module = importlib.import_module("lantern.knowledge.ingest")
+    monkeypatch.setattr(ingest_module, "read_bytes", lambda *a: pytest.fail("a re-check must not read files again"))
+    monkeypatch.setattr(knowledge_module, "detector_version", lambda: "a-newer-detector")
+    lines: list[str] = []
+    kb = KnowledgeBase.open(load_settings({"home": str(home)}), say=lines.append)
+    total = Store(home / "kb.lancedb").chunks().count_rows()
+    assert len(lines) == 1 and f"checked {total} stored chunks" in lines[0] and "detector differs" in lines[0]
+    assert [Path(c.source).name for c in kb.flagged()] == ["budget.md"]  # the stale flag is gone
+    assert {row["chunk_id"]: row["vector"] for row in _rows(home)} == vectors_before
+    assert Store(home / "kb.lancedb").meta()[migrate.DETECTOR_KEY] == "a-newer-detector"
+    again: list[str] = []
+    KnowledgeBase.open(load_settings({"home": str(home)}), say=again.append)
+    assert again == []
 
 
 def _rows(home: Path) -> list[dict]:
