@@ -1010,7 +1010,7 @@ class NativeBlock(Block):
     def forward(self, x, cos, sin, mask, cache, slot, start) -> torch.Tensor:
         if mask is None and cache is not None and x.shape[0] == 1 and x.shape[1] == 1 and x.dtype == torch.bfloat16 \
                 and x.device.type == "cpu" and x.is_contiguous() and cos.dtype == torch.bfloat16 and cos.numel() == cos.shape[-1]:
-            fused = self._fused()
+            fused = self._fused() if start < cache.max_len else None  # past the cache: the modules say so clearly
             if fused is not None:
                 return fused.step(x, cos, sin, cache.k, cache.v, slot, start)
         return super().forward(x, cos, sin, mask, cache, slot, start)
