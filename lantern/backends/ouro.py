@@ -33,9 +33,10 @@ def loaded(path: str, device: str, dtype: str, quant: str, threads: int = 0):
 @functools.lru_cache(maxsize=1)
 def _load(path: str, device: str, dtype: str, quant: str, threads: int):
     from lantern.runtime import load
+    from lantern.runtime.loader import uses_native_kernels
     from lantern.runtime.threads import use_threads
 
-    use_threads(threads)
+    use_threads(threads, native=uses_native_kernels(device, dtype))
     lm = load(path, device=device, dtype=dtype, quant=quant)
     lm.lock = threading.RLock()
     return lm

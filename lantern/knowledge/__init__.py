@@ -161,9 +161,7 @@ class KnowledgeBase:
         if not migrate.unchecked(self.store, version):
             migrate.mark_checked(self.store, version)  # so that opening it need not count again
             return 0
-        table = self.store.chunks()
-        renewed = table is not None and "flags" in table.schema.names and self.store.meta().get(migrate.DETECTOR_KEY) != version
-        checked, flagged = migrate.flag_unchecked(self.store, self.detect_all, version)
+        checked, flagged, renewed = migrate.flag_unchecked(self.store, self.detect_all, version)
         self.store.refresh_indexes()  # updated rows are new fragments: index them again
         found = f"{flagged} hold text addressed to AI systems (`lantern kb list --flagged`)" if flagged else "none holds text addressed to AI systems"
         why = " (this Lantern's detector differs from the one that checked them)" if renewed else ""

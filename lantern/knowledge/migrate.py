@@ -70,15 +70,18 @@ def forget_checked(store: Store) -> None:
         store.set_meta({CHECKED_KEY: ""})
 
 
-def flag_unchecked(store: Store, detect_all: DetectAll, detector: str, batch: int | None = None) -> tuple[int, int]:
+def flag_unchecked(store: Store, detect_all: DetectAll, detector: str, batch: int | None = None) -> tuple[int, int, bool]:
     """Add the flags column when it is missing, clear flags of another detector, and fill every
-    null row with `detect_all`'s (version `detector`); returns (chunks checked, chunks flagged).
-    The caller holds the knowledge base's writer lock."""
+    null row with `detect_all`'s (version `detector`); returns (chunks checked, chunks flagged,
+    whether flags of another detector were cleared). The caller holds the knowledge base's writer lock."""
+    before = store.chunks()
+    had_flags = before is not None and "flags" in before.schema.names
     add_flags_column(store)
     table = store.chunks()
     if table is None:
         mark_checked(store, detector)
-        return 0, 0
+        return 0, 0, False
+    renewed = had_flags and store.meta().get(DETECTOR_KEY) != detector
     if store.meta().get(DETECTOR_KEY) != detector:
         # Killed between these two commits, the next run clears them again: no harm, nothing lost.
         table.update(where="flags IS NOT NULL", values_sql={"flags": "CAST(NULL AS STRING)"})
@@ -99,4 +102,4 @@ def flag_unchecked(store: Store, detect_all: DetectAll, detector: str, batch: in
         checked += len(rows)
         flagged += len(rows) - len(clean)
     mark_checked(store, detector)
-    return checked, flagged
+    return checked, flagged, renewed

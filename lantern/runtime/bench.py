@@ -212,9 +212,10 @@ def compare_logits(reference: list[torch.Tensor], other: list[torch.Tensor]) -> 
 def agreement(path, device: str, dtype: str, quant: str, threads: int = 0) -> dict[str, Any]:
     """Top-1 agreement of `quant` with the unquantized model (and, as the noise floor, of `dtype`
     with float32). One model is held at a time: a bf16 and a float32 1.4B together would be 8.6 GB."""
+    from lantern.runtime.loader import uses_native_kernels
     from lantern.runtime.threads import use_threads
 
-    use_threads(threads)
+    use_threads(threads, native=uses_native_kernels(device, dtype))
     plain = final_step_logits(path, device, dtype, "none")
     quantized = final_step_logits(path, device, dtype, quant)
     top1, error = compare_logits(plain, quantized)
@@ -241,10 +242,10 @@ def run(model: str | None, shape: str | None, prompt_len: int, new_tokens: int, 
         threshold: float, device: str, dtype: str, home: Path, threads: int | None = None, rounds: int = 3,
         profile: bool = False, agreement_check: bool = True) -> dict[str, Any]:
     """One benchmark run; `quant` may list several modes ("none,int8,int4"): see `compare_quant`."""
-    from lantern.runtime.loader import load, resolve_device
+    from lantern.runtime.loader import load, resolve_device, uses_native_kernels
     from lantern.runtime.threads import use_threads
 
-    chosen_threads = use_threads(threads or 0)
+    chosen_threads = use_threads(threads or 0, native=uses_native_kernels(device, dtype))
     path = random_checkpoint_dir(home, shape) if shape else model
     if "," in quant:
         return compare_quant(path, shape, prompt_len, new_tokens, mode, quant.split(","), gate_bias, threshold, device, dtype,

@@ -57,6 +57,13 @@ def resolve_device(device: str | torch.device) -> torch.device:
     return device
 
 
+def uses_native_kernels(device: str | torch.device, dtype: str | torch.dtype) -> bool:
+    """Whether a model loaded this way runs Lantern's native CPU kernels (bf16 on the CPU, where
+    they build: see kernels.py); callers that only time things ask first, so a GPU run never
+    compiles them."""
+    return resolve_device(device).type == "cpu" and parse_dtype(dtype) == torch.bfloat16
+
+
 def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
     """All tensors of one .safetensors file as zero-copy CPU tensors over a private mmap."""
     try:
@@ -334,7 +341,7 @@ def load(path_or_id: str | Path, device: str | torch.device = "cpu", dtype: str 
     model.eval().requires_grad_(False)
     if quant != "none":
         _make_quantized(model, snapshot, quant, tensors, dtype, device)
-    if device.type == "cpu" and dtype == torch.bfloat16:
+    if uses_native_kernels(device, dtype):
         from lantern.runtime.kernels import install
 
         install(model)  # the native bf16 matrix-vector kernel, where the CPU has one (kernels.py)

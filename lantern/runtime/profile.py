@@ -86,7 +86,7 @@ def _hooked(model: nn.Module, timers: _Timers):
 
     for name, function in originals.items():
         setattr(generate_module, name, timed(function))
-    fused = kernels.native()
+    fused = _fused_kernels(model)
     if fused is not None:
         fused.set_layer_timing(True)
     try:
@@ -100,9 +100,15 @@ def _hooked(model: nn.Module, timers: _Timers):
             fused.set_layer_timing(False)
 
 
-def _native_layer_seconds() -> tuple[float, float]:
+def _fused_kernels(model: nn.Module):
+    """The native kernels when the model has layers that may run fused (kernels.NativeBlock), else
+    None (a GPU or float32 model never loads them)."""
+    return kernels.native() if any(type(m) is kernels.NativeBlock for m in model.modules()) else None
+
+
+def _native_layer_seconds(model: nn.Module) -> tuple[float, float]:
     """Seconds the fused native layers spent in products and in attention since the last call."""
-    fused = kernels.native()
+    fused = _fused_kernels(model)
     if fused is None:
         return 0.0, 0.0
     products, attention, _ = fused.take_layer_timings()
@@ -119,7 +125,7 @@ def profile_decode(lm, prompt: torch.Tensor, new_tokens: int, mode: str, thresho
         tokens = generate_module.generate(lm.model, None, prompt, opts)
         next(tokens)  # prefill and the first token: not decode
         timers.seconds.clear()
-        _native_layer_seconds()
+        _native_layer_seconds(lm.model)
         while True:
             started = time.perf_counter()
             try:
@@ -129,7 +135,7 @@ def profile_decode(lm, prompt: torch.Tensor, new_tokens: int, mode: str, thresho
             seconds += time.perf_counter() - started
             decoded += 1
     parts = dict(timers.seconds)
-    products, attention = _native_layer_seconds()  # inside the fused layers' Block calls, charged to norms by the hooks
+    products, attention = _native_layer_seconds(lm.model)  # inside the fused layers' Block calls, charged to norms by the hooks
     parts["matrix-vector products"] = parts.get("matrix-vector products", 0.0) + products
     parts["attention"] = parts.get("attention", 0.0) + attention
     parts["norms and elementwise"] = parts.get("norms and elementwise", 0.0) - products - attention

@@ -38,13 +38,14 @@ def candidates() -> list[int]:
     return counts + [cores]
 
 
-def measure(counts: list[int], rounds: int = 5, megabytes: int = 96, passes: int = 2) -> dict[int, float]:
+def measure(counts: list[int], rounds: int = 5, megabytes: int = 96, passes: int = 2, native: bool = False) -> dict[int, float]:
     """Seconds per pass of bf16 matrix-vector products over `megabytes` of weights (8 MB each, a
     decode projection's size), per thread count: the median of `rounds` timings of `passes`
-    passes, the counts interleaved so a change in the machine's load hits all of them."""
+    passes, the counts interleaved so a change in the machine's load hits all of them; `native`: with
+    Lantern's native kernel where it builds (what a bf16 CPU model decodes with), else PyTorch's."""
     blocks = [torch.randn(2048, 2048).to(torch.bfloat16) for _ in range(max(megabytes // 8, 1))]
     x = torch.randn(1, 2048, dtype=torch.bfloat16)
-    product = _decode_product()
+    product = _decode_product(native)
     before = torch.get_num_threads()
     seconds: dict[int, list[float]] = {n: [] for n in counts}
     try:
@@ -62,13 +63,13 @@ def measure(counts: list[int], rounds: int = 5, megabytes: int = 96, passes: int
     return {n: statistics.median(s) for n, s in seconds.items()}
 
 
-def _decode_product():
-    """The matrix-vector product decode will run: the native bf16 kernel where it is built (it reads
-    memory about three times faster than PyTorch's, so the two kernels can favour different thread
-    counts), else PyTorch's."""
+def _decode_product(native: bool):
+    """The matrix-vector product decode will run: the native bf16 kernel when asked for and built (it
+    reads memory about three times faster than PyTorch's, so the two kernels can favour different
+    thread counts), else PyTorch's."""
     from lantern.runtime import kernels
 
-    if kernels.native() is not None:
+    if native and kernels.native() is not None:
         return lambda x, weight: kernels.gemv_bf16(x[0], weight)
     return torch.nn.functional.linear
 
@@ -79,10 +80,11 @@ def choose(timings: dict[int, float]) -> int:
     return min(n for n, t in timings.items() if t <= best * CLEARLY_FASTER)
 
 
-def use_threads(threads: int = 0) -> int:
-    """Set torch's thread count: `threads` when positive, else the measured choice. Returns it."""
+def use_threads(threads: int = 0, native: bool = False) -> int:
+    """Set torch's thread count: `threads` when positive, else the measured choice (timed with the
+    native kernel when `native`: the model will run it). Returns it."""
     if threads <= 0:
         counts = candidates()
-        threads = counts[0] if len(counts) == 1 else choose(measure(counts))
+        threads = counts[0] if len(counts) == 1 else choose(measure(counts, native=native))
     torch.set_num_threads(threads)
     return threads

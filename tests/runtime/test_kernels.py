@@ -335,3 +335,22 @@ def test_native_swiglu_middle_matches_pytorchs_silu_and_product(n):
     assert bool(((got.float() - expected.float()).abs() <= expected.float().abs() * 2**-7 + 1e-38).all())
     assert float((got == expected).float().mean()) > 0.99
     assert torch.equal(got[:6], expected[:6])
+
+
+def test_the_profile_splits_a_fused_layer_into_its_parts(tmp_path, monkeypatch):
+    """With every layer fused no module hook fires inside it: the products and attention the profile
+    reports come from the native layer's own clock, and the norms keep only the rest."""
+    from lantern.runtime import load
+    from lantern.runtime.config import OuroConfig
+    from lantern.runtime.profile import profile_decode
+    from lantern.runtime.testing import make_random_checkpoint
+
+    shape = OuroConfig(vocab_size=384, hidden_size=256, intermediate_size=512, num_hidden_layers=2, num_attention_heads=4,
+                       num_key_value_heads=4, head_dim=64, max_position_embeddings=256)
+    lm = load(make_random_checkpoint(tmp_path / "ouro", shape, seed=3), device="cpu", dtype="bfloat16")
+    called = record_native_calls(monkeypatch)
+    result = profile_decode(lm, lm.encode("Ouro loops four times"), new_tokens=4, mode="fast", threshold=0.5)
+    assert "DecodeLayer" in called  # the decode steps ran fused
+    parts = result["parts"]
+    assert parts["matrix-vector products"]["ms"] > 0 and parts["attention"]["ms"] > 0
+    assert parts["norms and elementwise"]["ms"] >= 0

@@ -1,5 +1,7 @@
 """The thread count: the choice rule on given timings, and a real (small) measurement."""
 
+import pytest
+
 from lantern.runtime import threads
 
 
@@ -19,8 +21,19 @@ def test_a_measurement_times_every_count_and_leaves_the_thread_count_as_it_was()
     import torch
 
     before = torch.get_num_threads()
-    timings = threads.measure([1, 2], rounds=1, megabytes=8, passes=1)
-    assert set(timings) == {1, 2} and all(seconds > 0 for seconds in timings.values())
+    for native in (False, True):  # PyTorch's kernel; the native one where it builds
+        timings = threads.measure([1, 2], rounds=1, megabytes=8, passes=1, native=native)
+        assert set(timings) == {1, 2} and all(seconds > 0 for seconds in timings.values())
     assert torch.get_num_threads() == before
     assert threads.use_threads(1) == 1 and torch.get_num_threads() == 1
     torch.set_num_threads(before)
+
+
+def test_only_a_bf16_cpu_model_times_with_the_native_kernel(monkeypatch):
+    """A GPU or float32 run never asks for the native kernels (whose first build takes a minute)."""
+    from lantern.runtime import kernels
+    from lantern.runtime.loader import uses_native_kernels
+
+    assert uses_native_kernels("cpu", "bfloat16") and not uses_native_kernels("cpu", "float32")
+    monkeypatch.setattr(kernels, "native", lambda: pytest.fail("the native kernels were asked for"))
+    threads.measure([1], rounds=1, megabytes=8, passes=1, native=False)
