@@ -305,6 +305,9 @@ static void int4_tile(const uint8_t* codes, const uint16_t* sz, const int8_t* xq
     }
     for (int r = 0; r < R; ++r) {
       const uint16_t* p = sz + ((n + r) * SB + sb) * 32;
+      // The scales are a second stream: fetched four tiles ahead too, or each tile waits for its
+      // scales from memory (a 1.4B int4 layer's decode step 5-8% faster, paired runs here).
+      if (T == 1) _mm_prefetch((const char*)(p + 4 * R * SB * 32), _MM_HINT_T1);
       const __m512 s = widen(p), z = widen(p + 16);
       const __m512 o = _mm512_fnmadd_ps(_mm512_set1_ps(8.f), s, z);
       for (int t = 0; t < T; ++t) {
@@ -546,11 +549,18 @@ static void attend_row(const uint16_t* qr, int64_t q_step, const uint16_t* kb, i
                        const bool* mask_row, int64_t T, int64_t D, uint16_t* orow, float* qf, float* scores) {
   const float scale = 1.f / std::sqrt((float)D);
   for (int64_t d = 0; d < D; ++d) qf[d] = bf16_value(qr[d * q_step]) * scale;
+  // The first sixteen keys and values, which no later step fetches ahead (with sixteen ahead instead
+  // of eight: a 1.4B layer's decode step 1.5-2% faster, paired runs here).
+  for (int64_t t0 = 0; t0 < std::min<int64_t>(T, 16); ++t0)
+    for (int64_t d = 0; d < D; d += 32) {
+      _mm_prefetch((const char*)(kb + t0 * k_row + d), _MM_HINT_T0);
+      _mm_prefetch((const char*)(vb + t0 * v_row + d), _MM_HINT_T1);
+    }
   int64_t t = 0;
   for (; t + 4 <= T; t += 4) {  // four keys at a time: four independent chains of additions
     const uint16_t* kr = kb + t * k_row;
-    for (int i = 0; i < 4; ++i)  // the cache is read from memory once per token: fetch eight keys ahead
-      for (int64_t d = 0; d < D; d += 32) _mm_prefetch((const char*)(kr + (8 + i) * k_row + d), _MM_HINT_T0);
+    for (int i = 0; i < 4; ++i)  // the cache is read from memory once per token: fetch sixteen keys ahead
+      for (int64_t d = 0; d < D; d += 32) _mm_prefetch((const char*)(kr + (16 + i) * k_row + d), _MM_HINT_T0);
     __m512 d0 = _mm512_setzero_ps(), d1 = _mm512_setzero_ps(), d2 = _mm512_setzero_ps(), d3 = _mm512_setzero_ps();
     for (int64_t d = 0; d < D; d += 16) {
       const __m512 qv = _mm512_loadu_ps(qf + d);
@@ -591,7 +601,7 @@ static void attend_row(const uint16_t* qr, int64_t q_step, const uint16_t* kb, i
     for (int j = 0; j < vectors; ++j) acc[j] = _mm512_setzero_ps();
     for (t = 0; t < T; ++t) {
       const uint16_t* vr = vb + t * v_row;
-      for (int64_t d = 0; d < D; d += 32) _mm_prefetch((const char*)(vr + 8 * v_row + d), _MM_HINT_T0);
+      for (int64_t d = 0; d < D; d += 32) _mm_prefetch((const char*)(vr + 16 * v_row + d), _MM_HINT_T0);
       if (scores[t] == 0.f) continue;
       const __m512 p = _mm512_set1_ps(scores[t] * inverse);
       for (int j = 0; j < vectors; ++j) acc[j] = _mm512_fmadd_ps(p, widen(vr + 16 * j), acc[j]);
@@ -894,7 +904,7 @@ def cpu_has_avx512_bf16() -> bool:
 
 
 _building = threading.Lock()
-EXTENSION = "lantern_kernels_v22"
+EXTENSION = "lantern_kernels_v23"
 """The compiled module's name: a new name whenever _SOURCE changes, so no stale build is loaded."""
 
 
