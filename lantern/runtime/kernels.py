@@ -453,12 +453,28 @@ static void int8_activations(const uint16_t* x, int64_t m0, int64_t m1, int64_t 
     }
 }
 
+// The int8 prompt tile reuses its weight rows across every row of x, so it is bound by arithmetic,
+// but its first pass over each tile waited for the rows from memory: the next tile's rows are
+// fetched into L2 meanwhile, one slice per pair of rows of x (a 1.4B int8 prompt of 128 tokens
+// 3.27 s against 4.11 s, alternating prefills here; the int4 tile's rows are four times fewer bytes
+// and it gained nothing measurable).
+static inline void prefetch_slice(const void* base, int64_t bytes, int64_t part, int64_t parts) {
+  const int64_t lines = (bytes + 63) / 64, per = (lines + parts - 1) / parts;
+  const char* p = static_cast<const char*>(base);
+  for (int64_t l = part * per; l < std::min(lines, (part + 1) * per); ++l) _mm_prefetch(p + 64 * l, _MM_HINT_T1);
+}
+
+
 // R weight rows against every row of x, two rows of x at a time.
 template <int R>
 static void int8_rows_tile(const int8_t* w, const uint8_t* xu, const float* sx, const int32_t* bs, const float* scale,
                            uint16_t* y, int64_t n, int64_t M, int64_t N, int64_t K) {
   int64_t t = 0;
-  for (; t + 2 <= M; t += 2) int8_tile<R, 2>(w, xu, sx, bs, scale, y, n, t, N, K);
+  const int64_t next = std::min<int64_t>(R, N - n - R);  // rows of the next tile
+  for (; t + 2 <= M; t += 2) {
+    if (next > 0) prefetch_slice(w + (n + R) * K, next * K, t / 2, M / 2);
+    int8_tile<R, 2>(w, xu, sx, bs, scale, y, n, t, N, K);
+  }
   for (; t < M; ++t) int8_tile<R, 1>(w, xu, sx, bs, scale, y, n, t, N, K);
 }
 
@@ -904,7 +920,7 @@ def cpu_has_avx512_bf16() -> bool:
 
 
 _building = threading.Lock()
-EXTENSION = "lantern_kernels_v23"
+EXTENSION = "lantern_kernels_v24"
 """The compiled module's name: a new name whenever _SOURCE changes, so no stale build is loaded."""
 
 
