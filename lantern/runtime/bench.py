@@ -3,7 +3,8 @@
 One run loads a checkpoint (a real one, or a random one of the official shapes: `--shape 1.4b`,
 created once under LANTERN_HOME/bench by a child process so it does not inflate this process's
 memory peak), then measures, batch 1, greedy, EOS ignored:
-- prefill tok/s (prompt_len / time to the first token) and decode tok/s over the new tokens;
+- prefill tok/s (prompt_len / time to the first token) and decode tok/s over the new tokens (a
+  comparison of quantization modes takes each round's prefill as the median of PREFILL_SAMPLES);
 - avg_exit_steps (1-based loop steps per decoded token) and, with `--gate-bias`, DEEP's savings
   on untrained weights;
 - bytes_per_token: the weight and KV bytes one decoded token must read (layer weights once per loop
@@ -46,6 +47,12 @@ from lantern.runtime.generate import GenerationOptions, generate
 
 READ_BUFFER_MB = 512
 AGREEMENT_PROMPTS, AGREEMENT_PROMPT_LEN = 4, 32
+PREFILL_SAMPLES = 3
+"""Prefills timed per model and round when modes are compared (the decode run's own, then more with
+the models' order alternating), the round's figure their median. A 1.4B prefill is one sample of a
+few seconds against a decode run's dozens of tokens: with one per round, one moment of a shared
+machine decided the prefill ratio (three runs of the same kernels the same evening: int4 0.89x,
+1.11x, 0.94x of bf16, while the int4 prompt kernel alone ran at 1.27-1.30x of bf16's)."""
 
 
 def peak_rss_mb() -> float:
@@ -186,6 +193,17 @@ def decode_run(lm, prompt: torch.Tensor, new_tokens: int, mode: str, threshold: 
     }
 
 
+def prefill_tok_s(lm, prompt: torch.Tensor, mode: str, threshold: float) -> float:
+    """Prompt tokens per second up to the first generated token, as decode_run times its prefill."""
+    opts = GenerationOptions(max_new_tokens=1, mode=mode, exit_threshold=threshold, stop_ids=set())
+    _sync(lm.device)
+    started = time.perf_counter()
+    for _ in generate(lm.model, None, prompt, opts):
+        break
+    _sync(lm.device)
+    return round(prompt.shape[1] / (time.perf_counter() - started), 2)
+
+
 def fixed_prompts(vocab_size: int, count: int = AGREEMENT_PROMPTS, length: int = AGREEMENT_PROMPT_LEN, seed: int = 1) -> list[torch.Tensor]:
     gen = torch.Generator().manual_seed(seed)
     return [torch.randint(3, min(vocab_size, 4096), (1, length), generator=gen) for _ in range(count)]
@@ -314,9 +332,9 @@ def run(model: str | None, shape: str | None, prompt_len: int, new_tokens: int, 
 def compare_quant(path, shape: str | None, prompt_len: int, new_tokens: int, mode: str, quants: list[str], gate_bias: float,
                   threshold: float, device: str, dtype: str, threads: int, rounds: int, agreement_check: bool) -> dict[str, Any]:
     """Several quantization modes side by side in one process: every model is loaded, then each
-    round decodes once with each (the ratios are medians of per-round ratios to the first mode, so
-    a shared machine's drift hits all of them). The memory peak here is all models together; a
-    user's is in a single-mode run."""
+    round decodes once with each and times PREFILL_SAMPLES prefills of each (the ratios are medians
+    of per-round ratios to the first mode, so a shared machine's drift hits all of them). The memory
+    peak here is all models together; a user's is in a single-mode run."""
     from lantern.runtime.loader import load, resolve_device
 
     if mode == "both":
@@ -337,6 +355,13 @@ def compare_quant(path, shape: str | None, prompt_len: int, new_tokens: int, mod
     for _ in range(rounds):
         for quant, lm in models.items():
             per_round[quant].append(decode_run(lm, prompt, new_tokens, mode, threshold, None, read))
+        samples = {quant: [per_round[quant][-1]["prefill_tok_s"]] for quant in quants}
+        for extra in range(PREFILL_SAMPLES - 1):
+            for quant in (reversed(quants) if extra % 2 == 0 else quants):
+                samples[quant].append(prefill_tok_s(models[quant], prompt, mode, threshold))
+        for quant in quants:
+            per_round[quant][-1]["prefill_samples_tok_s"] = samples[quant]
+            per_round[quant][-1]["prefill_tok_s"] = round(statistics.median(samples[quant]), 2)
     base = quants[0]
     result: dict[str, Any] = {"model": str(path), "shape": shape, "dtype": dtype, "quant": ",".join(quants), "device": _device_name(dev),
                               "threads": threads, "prompt_len": prompt_len, "new_tokens": new_tokens, "mode": mode, "rounds": rounds,
@@ -350,6 +375,8 @@ def compare_quant(path, shape: str | None, prompt_len: int, new_tokens: int, mod
             row["decode_speedup"] = round(statistics.median(r["decode_tok_s"] / b["decode_tok_s"] for r, b in zip(runs, per_round[base])), 3)
             row["prefill_speedup"] = round(statistics.median(r["prefill_tok_s"] / b["prefill_tok_s"] for r, b in zip(runs, per_round[base])), 3)
             row["decode_speedup_each_round"] = [round(r["decode_tok_s"] / b["decode_tok_s"], 3) for r, b in zip(runs, per_round[base])]
+            row["prefill_speedup_each_round"] = [round(r["prefill_tok_s"] / b["prefill_tok_s"], 3) for r, b in zip(runs, per_round[base])]
+        row["prefill_samples_tok_s"] = [r["prefill_samples_tok_s"] for r in runs]
         result["by_quant"][quant] = row
     result["peak_mem_mb_all_models"] = round(peak_rss_mb() - read.bytes / 2**20, 1) if dev.type == "cpu" else None
     del read, models

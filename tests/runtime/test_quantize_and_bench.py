@@ -235,6 +235,31 @@ def test_lantern_bench_prints_the_promised_fields(tmp_path):
     assert result["runs"]["deep"]["bytes_per_token"] < result["runs"]["fast"]["bytes_per_token"]
 
 
+def test_lantern_bench_compares_quantization_modes_round_by_round(tmp_path):
+    """`--quant none,int8`: both models in one process, each round decoding once with each and timing
+    PREFILL_SAMPLES prefills of each; the ratios are the medians of the rounds' ratios."""
+    from lantern.runtime.bench import PREFILL_SAMPLES
+
+    done = subprocess.run(
+        [sys.executable, "-m", "lantern", "--home", str(tmp_path), "bench", "--shape", "tiny", "--prompt-len", "16",
+         "--new-tokens", "4", "--quant", "none,int8", "--rounds", "2", "--threads", "1", "--no-agreement", "--json"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["quant"] == "none,int8" and result["rounds"] == 2 and set(result["by_quant"]) == {"none", "int8"}
+    base, int8 = result["by_quant"]["none"], result["by_quant"]["int8"]
+    for row in (base, int8):
+        assert len(row["prefill_samples_tok_s"]) == 2 and all(len(r) == PREFILL_SAMPLES for r in row["prefill_samples_tok_s"])
+        assert row["decode_tok_s"] > 0 and 0 < row["fraction_of_read_ceiling"] < 1
+    assert int8["bytes_per_token"] < base["bytes_per_token"]
+    assert len(int8["decode_speedup_each_round"]) == 2 and len(int8["prefill_speedup_each_round"]) == 2
+    assert int8["decode_speedup"] == pytest.approx(sorted(int8["decode_speedup_each_round"])[0] / 2
+                                                   + sorted(int8["decode_speedup_each_round"])[1] / 2, abs=2e-3)
+    medians = [sorted(r)[PREFILL_SAMPLES // 2] for r in int8["prefill_samples_tok_s"]]
+    assert int8["prefill_tok_s"] == pytest.approx(sorted(medians)[0] / 2 + sorted(medians)[1] / 2, abs=0.02)
+
+
 def test_lantern_bench_human_output_names_the_ceiling_and_the_profile(tmp_path):
     done = subprocess.run(
         [sys.executable, "-m", "lantern", "--home", str(tmp_path), "bench", "--shape", "tiny", "--prompt-len", "8",
