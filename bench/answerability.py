@@ -13,6 +13,7 @@ It prints the answer hit rate, the abstention rate and their balanced mean, and 
 in a temporary git worktree and run as a child process of this same script).
 
     .venv/bin/python bench/answerability.py [--before REV] [--limit N] [--dump rows.jsonl] [--json]
+    .venv/bin/python bench/answerability.py --sweep     # the learned check's threshold, replayed from one run
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ def write_articles(folder: Path) -> None:
         (folder / f"{title}.md").write_text(f"# {title.replace('_', ' ')}\n\n{body}\n")
 
 
-def measure(home: Path, limit: int | None) -> dict:
+def measure(home: Path, limit: int | None, sweep: bool = False) -> dict:
     os.environ["LANTERN_HOME"] = str(home)
     os.environ["LANTERN_BUILTIN_TOOLS"] = "false"
     from lantern.knowledge import KnowledgeBase
@@ -67,6 +68,13 @@ def measure(home: Path, limit: int | None) -> dict:
     write_articles(home / "articles")
     kb.ingest([home / "articles"])  # incremental: a kept --home only finishes what an interrupted run left
     questions = [json.loads(line) for line in (EVAL / "questions_dev.jsonl").open()][:limit]
+    if sweep:  # the learned check scores every answer but demotes none: `sweeps` replays each threshold
+        from lantern.verify.answerable import shared_model
+
+        model, line = shared_model()
+        if model is None:
+            raise SystemExit(line)
+        model.threshold = 0.0
     rows = []
     for q in questions:
         started = time.perf_counter()
@@ -78,7 +86,8 @@ def measure(home: Path, limit: int | None) -> dict:
         abstained = result.status == "not_in_kb" or (result.status == "partial" and bool(getattr(result, "missing", "")))
         rows.append({"id": q["id"], "question": q["question"], "answerable": answerable, "status": result.status,
                      "hit": hit, "abstained": abstained, "seconds": round(seconds, 4), "answer": result.answer,
-                     "gold": q["answers"], "missing": getattr(result, "missing", "")})
+                     "gold": q["answers"], "missing": getattr(result, "missing", ""),
+                     "answerability": getattr(result, "answerability", None)})
     answerable_rows = [r for r in rows if r["answerable"]]
     unanswerable_rows = [r for r in rows if not r["answerable"]]
     hit_rate = sum(r["hit"] for r in answerable_rows) / max(1, len(answerable_rows))
@@ -91,6 +100,31 @@ def measure(home: Path, limit: int | None) -> dict:
         "seconds_per_question_median": round(statistics.median(r["seconds"] for r in rows), 3) if rows else 0.0,
         "rows": rows,
     }
+
+
+def sweeps(rows: list[dict], thresholds: list[float]) -> list[dict]:
+    """Hit rate and abstention had the learned check demoted every `answered` below each threshold
+    (from one run in which it scored them all and demoted none)."""
+    table = []
+    for t in thresholds:
+        def demoted(r):
+            return r["status"] == "answered" and r["answerability"] is not None and r["answerability"] < t
+        answerable = [r for r in rows if r["answerable"]]
+        unanswerable = [r for r in rows if not r["answerable"]]
+        hit = sum(r["hit"] and not demoted(r) for r in answerable) / max(1, len(answerable))
+        abstain = sum(r["abstained"] or demoted(r) for r in unanswerable) / max(1, len(unanswerable))
+        table.append({"threshold": t, "answer_hit_rate": round(hit, 3), "abstention_rate": round(abstain, 3),
+                      "balanced_mean": round((hit + abstain) / 2, 3)})
+    return table
+
+
+def auc(rows: list[dict]) -> float | None:
+    """How well P(answerable) alone ranks answerable questions above unanswerable ones (rows it scored)."""
+    pos = [r["answerability"] for r in rows if r["answerable"] and r["answerability"] is not None]
+    neg = [r["answerability"] for r in rows if not r["answerable"] and r["answerability"] is not None]
+    if not pos or not neg:
+        return None
+    return round(sum((p > n) + 0.5 * (p == n) for p in pos for n in neg) / (len(pos) * len(neg)), 3)
 
 
 def before(rev: str, limit: int | None) -> dict:
@@ -119,6 +153,8 @@ def main() -> None:
     parser.add_argument("--home", help="LANTERN_HOME to use (and keep); default: a temporary one")
     parser.add_argument("--dump", help="write one JSON row per question here")
     parser.add_argument("--json", action="store_true", help="one JSON object on the last line")
+    parser.add_argument("--sweep", action="store_true", help="score every answer with the learned check without applying "
+                        "it, and print hit rate and abstention at each threshold (choosing the shipped one)")
     parser.add_argument("--tree", help=argparse.SUPPRESS)
     parser.add_argument("--rows", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -126,7 +162,18 @@ def main() -> None:
         raise SystemExit(f"needs the SQuAD 2.0 dev data at {EVAL} (the shared eval folder beside the repository)")
 
     with tempfile.TemporaryDirectory(prefix="lantern-answerability-") as tmp:
-        report = measure(Path(args.home) if args.home else Path(tmp), args.limit)
+        report = measure(Path(args.home) if args.home else Path(tmp), args.limit, args.sweep)
+    if args.sweep:
+        table = sweeps(report["rows"], [round(0.05 * i, 2) for i in range(20)])
+        if args.dump:
+            with open(args.dump, "w") as out:
+                for row in report["rows"]:
+                    out.write(json.dumps(row) + "\n")
+        print(json.dumps({"auc_on_answered": auc([r for r in report["rows"] if r["status"] == "answered"]),
+                          "thresholds": table}) if args.json else
+              "\n".join(f"threshold {r['threshold']:.2f}: hit rate {r['answer_hit_rate']:.3f}, abstention "
+                        f"{r['abstention_rate']:.3f}, balanced {r['balanced_mean']:.3f}" for r in table))
+        return
     if args.rows:  # a child of --before: everything, for the parent
         print(json.dumps(report))
         return

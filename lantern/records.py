@@ -158,6 +158,8 @@ class Answer(BaseModel):
     """For `partial`: one sentence naming what the documents do not give."""
     conflicts: list[Conflict] = Field(default_factory=list)
     """Values for the same thing on which the sources disagree."""
+    answerability: float | None = None
+    """P(the passages answer the question) from the learned check (lantern.verify.answerable), when it ran."""
     mode: str = "deep"
     model: str = ""
     backend: str = ""

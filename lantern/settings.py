@@ -116,6 +116,8 @@ class Settings(BaseSettings):
     """Also ask the reasoning LoopLM, when one is loaded, whether each claim's evidence supports it (a yes/no judgement averaged with the feature score in log-odds, at most 2 either way, and not asked when no word of the claim is in the evidence)."""
     verifier_model: str | None = None
     """Optional NLI / fact-checking model (id or path, e.g. a MiniCheck or HHEM checkpoint) used as an extra verifier layer when installed."""
+    answerability_check: bool = True
+    """Before an answer counts as `answered`, a small learned judgement (lantern.verify.answerable: MiniLM-L6 with shipped adapters) reads the question beside the passage of its best answering claims; below its threshold the answer is `not_in_kb` with those sentences listed as related. Off: relevance rules alone decide."""
 
     # --- tools ------------------------------------------------------------------------------
     mcp_servers: dict[str, dict[str, Any]] = Field(default_factory=dict)

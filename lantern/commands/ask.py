@@ -91,7 +91,8 @@ class HumanOutput:
             shown = "; ".join(f"{v.value} in {common.display_path(v.source)}:{v.start_line}-{v.end_line}" for v in conflict.values)
             print(f"\nConflict: the sources disagree on the {conflict.about}: {shown}")
         timing = ", ".join(f"{k} {v:.2f}s" for k, v in result.timings.items())
-        print(f"\nstatus {result.status}; model {result.model or 'none'}; {timing}", file=sys.stderr)
+        checked = f"; answerable {result.answerability:.2f}" if result.answerability is not None else ""
+        print(f"\nstatus {result.status}{checked}; model {result.model or 'none'}; {timing}", file=sys.stderr)
 
 
 def register(app: typer.Typer) -> None:

@@ -39,10 +39,14 @@ from lantern.records import Answer, Claim, Draft, Evidence, Question, Turn
 from lantern.settings import Settings
 from lantern.toolcalls.registry import configured_servers
 from lantern.verify import relevance as rel
+from lantern.verify.answerable import shared_model as answerability_model
+from lantern.verify.answerable import titled, window
 from lantern.verify.support import sentence_idf
 
 log = logging.getLogger(__name__)
 MAX_TOOL_ROUNDS = 2
+ANSWERABLE_CLAIMS = 2
+"""How many of the best answering claims' passages the answerability check reads (the answer stands if one answers)."""
 """Tool rounds per answer: a call, then one more (a repair of a rejected call, or a follow-up call)."""
 
 
@@ -235,6 +239,7 @@ class _Run:
         yield self.start("converge")
         kept, dropped = cv.partition(claims)
         judged = rel.judge(self.asked, kept) if not self.follow_up else rel.Judgement("answered" if kept else "not_in_kb", kept, [])
+        judged, answerability = self.answerable(question, judged)
         conflicts = rel.conflicts(self.asked, judged.answering)
         status = "partial" if judged.status == "answered" and dropped else judged.status
         if judged.answering and status == "answered" and not judged.related and not conflicts:
@@ -250,8 +255,37 @@ class _Run:
         if dropped or " ".join(final_text.split()) != " ".join(self.shown.split()):
             yield RevisionEvent(text=final_text, dropped=dropped)
         yield self.final(question, answer=final_text, status=status, claims=judged.answering, dropped=dropped,
-                         related=judged.related, missing=judged.missing, conflicts=conflicts, model=draft.model,
-                         backend=self.reasoner.backend)
+                         related=judged.related, missing=judged.missing, conflicts=conflicts, answerability=answerability,
+                         model=draft.model, backend=self.reasoner.backend)
+
+    def answerable(self, question: Question, judged: rel.Judgement) -> tuple[rel.Judgement, float | None]:
+        """The learned check (lantern.verify.answerable) on an `answered` judgement: do the passages of
+        its best answering claims answer the question? Below the model's threshold the answer becomes
+        `not_in_kb`, its sentences listed as related. Returns the judgement and P(answerable), or None
+        when the check did not run."""
+        if not self.settings.answerability_check or judged.status != "answered" or not judged.answering or self.follow_up:
+            return judged, None
+        model, line = answerability_model()
+        if model is None:
+            if line not in self.notices:
+                self.notices.append(line)
+            return judged, None
+        best = sorted(judged.answering, key=lambda c: -c.relevance)[:ANSWERABLE_CLAIMS]
+        if any(c.source.startswith("tool:") for c in best):  # a tool's result answers by construction; the model read prose
+            return judged, None
+        probability = round(max(model.scores([(question.text, self.reader_view(c)) for c in best])), 4)
+        if probability >= model.threshold:
+            return judged, probability
+        return rel.Judgement("not_in_kb", [], judged.answering + judged.related), probability
+
+    def reader_view(self, claim: Claim) -> str:
+        """What the answerability model reads for a claim: the window of the retrieved passage it was
+        quoted from (else its own evidence span) around it, under the passage's heading path."""
+        passage = next((e for e in self.evidence
+                        if e.source == claim.source and e.start_line <= claim.start_line <= e.end_line and claim.claim[:40] in e.text), None)
+        if passage is None:
+            return window(claim.evidence or claim.claim, claim.claim)
+        return titled(passage.heading, window(passage.text, claim.claim))
 
     def relevance_of(self, claim: Claim) -> float:
         """How much of the question the claim answers, its passage's heading counted (lantern.verify.relevance)."""

@@ -126,3 +126,45 @@ def test_ask_json_carries_relevance_related_missing_and_conflicts(tmp_path):
     assert data["conflicts"][0]["about"] == "depth"
     human = run("ask", "How deep is Lake Tahoe?")
     assert "relevance" in human.stdout and "Conflict: the sources disagree on the depth" in human.stdout
+
+
+class _Answerability:
+    """Stands in for the learned check's model in the wiring tests (the model has its own tests in
+    tests/verify/test_answerable.py): a fixed probability, and the pairs it was shown."""
+
+    def __init__(self, probability: float) -> None:
+        self.probability, self.threshold, self.seen = probability, 0.5, []
+
+    def scores(self, pairs):
+        self.seen.extend(pairs)
+        return [self.probability] * len(pairs)
+
+
+@pytest.mark.parametrize("probability", [0.1, 0.9])
+def test_the_learned_check_decides_whether_an_answer_stands(lake_kb, monkeypatch, probability):
+    from lantern.loop import run
+
+    check = _Answerability(probability)
+    monkeypatch.setattr(run, "answerability_model", lambda: (check, ""))
+    result = answer("How deep is Lake Tahoe?", load_settings(), kb=lake_kb)
+    assert result.answerability == probability
+    question, passage = check.seen[0]
+    assert question == "How deep is Lake Tahoe?" and "deep" in passage and len(passage) <= 800
+    if probability < check.threshold:
+        assert result.status == "not_in_kb" and not result.claims and not result.conflicts
+        assert any("501 m" in c.claim for c in result.related)
+        assert "do not answer" in result.answer
+    else:
+        assert result.status == "answered" and any("501 m" in c.claim for c in result.claims)
+
+
+def test_the_learned_check_can_be_off_or_unavailable(lake_kb, monkeypatch):
+    from lantern.loop import run
+
+    monkeypatch.setattr(run, "answerability_model", lambda: (None, "The answerability check is off: cannot read it."))
+    result = answer("How deep is Lake Tahoe?", load_settings(), kb=lake_kb)
+    assert result.status == "answered" and result.answerability is None
+    assert "The answerability check is off: cannot read it." in result.notices
+    monkeypatch.setenv("LANTERN_ANSWERABILITY_CHECK", "false")
+    monkeypatch.setattr(run, "answerability_model", lambda: pytest.fail("the check is off"))
+    assert answer("How deep is Lake Tahoe?", load_settings(), kb=lake_kb).answerability is None
