@@ -45,9 +45,9 @@ from lantern.verify.support import sentence_idf
 
 log = logging.getLogger(__name__)
 MAX_TOOL_ROUNDS = 2
+"""Tool rounds per answer: a call, then one more (a repair of a rejected call, or a follow-up call)."""
 ANSWERABLE_CLAIMS = 2
 """How many of the best answering claims' passages the answerability check reads (the answer stands if one answers)."""
-"""Tool rounds per answer: a call, then one more (a repair of a rejected call, or a follow-up call)."""
 
 
 def answer(question_text: str, settings: Settings, *, history: list[Turn] | None = None, on_token=None, **options) -> Answer:

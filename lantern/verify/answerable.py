@@ -18,13 +18,15 @@ Two forms of one computation:
 
 The passage shown to it is a window of whole sentences around the sentence that would answer
 (`window`), the same at training and at answer time, so a long chunk does not push the answer out
-of the encoder's 256 tokens.
+of the encoder's 256 tokens. At answer time the window is read under its passage's heading path
+(`titled`): a knowledge-base section often never names its subject, which its heading does
+(training paragraphs were read without their article title, and mostly name it).
 
 It knows nothing about retrieval or about which claims were kept: the loop asks it about the
-passage of its best answering claim (lantern.loop.run). It was trained on the public SQuAD 2.0
+passages of its two best answering claims (lantern.loop.run). It was trained on the public SQuAD 2.0
 training articles that could be read here plus unanswerable variants made from them (see the
 training script), English Wikipedia prose only; its threshold was chosen on the SQuAD 2.0 dev
-questions of ../shared/eval.
+questions of ../shared/eval, as the highest that demotes no correct answer over the shipped kb/.
 """
 
 from __future__ import annotations
