@@ -105,12 +105,12 @@ def measure(home: Path, limit: int | None, sweep: bool = False) -> dict:
 def sweeps(rows: list[dict], thresholds: list[float]) -> list[dict]:
     """Hit rate and abstention had the learned check demoted every `answered` below each threshold
     (from one run in which it scored them all and demoted none)."""
+    answerable = [r for r in rows if r["answerable"]]
+    unanswerable = [r for r in rows if not r["answerable"]]
     table = []
     for t in thresholds:
         def demoted(r):
             return r["status"] == "answered" and r["answerability"] is not None and r["answerability"] < t
-        answerable = [r for r in rows if r["answerable"]]
-        unanswerable = [r for r in rows if not r["answerable"]]
         hit = sum(r["hit"] and not demoted(r) for r in answerable) / max(1, len(answerable))
         abstain = sum(r["abstained"] or demoted(r) for r in unanswerable) / max(1, len(unanswerable))
         table.append({"threshold": t, "answer_hit_rate": round(hit, 3), "abstention_rate": round(abstain, 3),
@@ -163,12 +163,12 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="lantern-answerability-") as tmp:
         report = measure(Path(args.home) if args.home else Path(tmp), args.limit, args.sweep)
+    if args.dump:
+        with open(args.dump, "w") as out:
+            for row in report["rows"]:
+                out.write(json.dumps(row) + "\n")
     if args.sweep:
         table = sweeps(report["rows"], [round(0.05 * i, 2) for i in range(20)])
-        if args.dump:
-            with open(args.dump, "w") as out:
-                for row in report["rows"]:
-                    out.write(json.dumps(row) + "\n")
         print(json.dumps({"auc_on_answered": auc([r for r in report["rows"] if r["status"] == "answered"]),
                           "thresholds": table}) if args.json else
               "\n".join(f"threshold {r['threshold']:.2f}: hit rate {r['answer_hit_rate']:.3f}, abstention "
@@ -180,10 +180,6 @@ def main() -> None:
     result = {"now": summary(report)}
     if args.before:
         result[f"before ({args.before})"] = summary(before(args.before, args.limit))
-    if args.dump:
-        with open(args.dump, "w") as out:
-            for row in report["rows"]:
-                out.write(json.dumps(row) + "\n")
     if args.json:
         print(json.dumps(result))
         return

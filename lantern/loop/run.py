@@ -281,16 +281,19 @@ class _Run:
     def reader_view(self, claim: Claim) -> str:
         """What the answerability model reads for a claim: the window of the retrieved passage it was
         quoted from (else its own evidence span) around it, under the passage's heading path."""
-        passage = next((e for e in self.evidence
-                        if e.source == claim.source and e.start_line <= claim.start_line <= e.end_line and claim.claim[:40] in e.text), None)
-        if passage is None:
+        passage = self.passage_of(claim)
+        if passage is None or claim.claim[:40] not in passage.text:
             return window(claim.evidence or claim.claim, claim.claim)
         return titled(passage.heading, window(passage.text, claim.claim))
 
+    def passage_of(self, claim: Claim) -> Evidence | None:
+        """The retrieved passage whose lines hold the claim's first line."""
+        return next((e for e in self.evidence if e.source == claim.source and e.start_line <= claim.start_line <= e.end_line), None)
+
     def relevance_of(self, claim: Claim) -> float:
         """How much of the question the claim answers, its passage's heading counted (lantern.verify.relevance)."""
-        heading = next((e.heading for e in self.evidence
-                        if e.source == claim.source and e.start_line <= claim.start_line <= e.end_line), "")
+        passage = self.passage_of(claim)
+        heading = passage.heading if passage is not None else ""
         if self._weight is None:
             self._weight = sentence_idf([e.text for e in self.evidence])  # rarity among the passages
         similarity = None
