@@ -46,6 +46,7 @@ import os
 import shutil
 import sys
 import threading
+import time
 from pathlib import Path
 
 import torch
@@ -907,6 +908,24 @@ def cpu_has_avx512_bf16() -> bool:
 
 
 _building = threading.Lock()
+STALE_BUILD_LOCK_S = 600
+"""A build lock older than this was left by a compile that was interrupted (one takes about a minute):
+torch's lock is a bare file that nobody else removes, so every later start would wait on it forever."""
+
+
+def clear_stale_build_lock(build_dir: Path, now: float | None = None) -> bool:
+    """Remove `build_dir`/lock when it is older than STALE_BUILD_LOCK_S; True when one was removed."""
+    lock = build_dir / "lock"
+    try:
+        age = (time.time() if now is None else now) - lock.stat().st_mtime
+    except FileNotFoundError:
+        return False
+    if age <= STALE_BUILD_LOCK_S:
+        return False
+    print(f"Removing the lock an interrupted compile of Lantern's native kernels left behind ({lock}, {age / 60:.0f} min old).",
+          file=sys.stderr, flush=True)
+    lock.unlink(missing_ok=True)
+    return True
 EXTENSION = "lantern_kernels_v27"
 """The compiled module's name: a new name whenever _SOURCE changes, so no stale build is loaded."""
 
@@ -935,7 +954,9 @@ def native():
             from torch.utils.cpp_extension import _get_build_directory, load_inline
 
             _find_ninja()
-            if not (Path(_get_build_directory(EXTENSION, False)) / f"{EXTENSION}.so").exists():
+            build_dir = Path(_get_build_directory(EXTENSION, False))
+            clear_stale_build_lock(build_dir)
+            if not (build_dir / f"{EXTENSION}.so").exists():
                 print("Compiling Lantern's native CPU kernels, once for this machine (about a minute)...", file=sys.stderr, flush=True)
             return load_inline(EXTENSION, cpp_sources=_SOURCE, extra_cflags=["-O3", "-fopenmp"], extra_ldflags=["-fopenmp"], verbose=False)
         except Exception as exc:  # no compiler, no ninja, an old assembler: run without the kernel

@@ -354,3 +354,15 @@ def test_the_profile_splits_a_fused_layer_into_its_parts(tmp_path, monkeypatch):
     parts = result["parts"]
     assert parts["matrix-vector products"]["ms"] > 0 and parts["attention"]["ms"] > 0
     assert parts["norms and elementwise"]["ms"] >= 0
+
+
+def test_a_build_lock_left_by_an_interrupted_compile_is_removed_and_a_fresh_one_kept(tmp_path, capsys):
+    from lantern.runtime.kernels import STALE_BUILD_LOCK_S, clear_stale_build_lock
+
+    lock = tmp_path / "lock"
+    assert clear_stale_build_lock(tmp_path) is False  # no lock: nothing to do
+    lock.touch()
+    made = lock.stat().st_mtime
+    assert clear_stale_build_lock(tmp_path, now=made + 60) is False and lock.exists()  # a compile may be running
+    assert clear_stale_build_lock(tmp_path, now=made + STALE_BUILD_LOCK_S + 1) is True and not lock.exists()
+    assert "interrupted compile" in capsys.readouterr().err
