@@ -245,7 +245,9 @@ torch::Tensor gemv_int8(torch::Tensor x, torch::Tensor codes, torch::Tensor scal
 //   sum_k w_k x_k = s * sum_k code_k x_k + (zero - 8 s) * sum_k x_k,
 // the first sum over the rounded x (exact in int32), the second over x itself (float32).
 // A tile is R weight rows by T activation rows: each loaded unit of codes serves T rows of x and
-// each loaded x serves R weight rows (8 x 2 for prompts, 4 x 1 for decode: measured best here).
+// each loaded x serves R weight rows (4 x 4 for prompts, 4 x 1 for decode: measured best here; 8 x 2
+// prompt tiles, whose 16 sums and 16 accumulators do not fit the 32 vector registers, ran 13-20%
+// slower on the 1.4B shapes, alternating 128-row products).
 // Plain loads where a whole vector is wanted: masked loads, which would do for both, left the
 // hardware prefetcher idle on the development machine (AMD; 14 against 23 GB/s streaming codes).
 __attribute__((target("avx512f,avx512bw,avx512vl")))
@@ -354,7 +356,7 @@ static void gemv_int4_into(const uint16_t* x, const uint8_t* codes, const uint16
 // x [M, K] bf16, codes [N, K/2] uint8 (interleaved layout), sz [N, SB, 2, 16] bf16 -> [M, N] bf16.
 torch::Tensor matmul_int4(torch::Tensor x, torch::Tensor codes, torch::Tensor sz) {
   const int64_t M = x.size(0), K = x.size(1), N = codes.size(0), G = K / 64, SB = (G + 15) / 16;
-  TORCH_CHECK(K % 64 == 0 && N % 8 == 0 && x.is_contiguous() && codes.is_contiguous() && sz.is_contiguous() && codes.size(1) == K / 2,
+  TORCH_CHECK(K % 64 == 0 && N % 4 == 0 && x.is_contiguous() && codes.is_contiguous() && sz.is_contiguous() && codes.size(1) == K / 2,
               "matmul_int4: unsupported shape");
   auto out = torch::empty({M, N}, x.options());  // bf16, each output rounded once
   const auto* xp = reinterpret_cast<const uint16_t*>(x.data_ptr());
@@ -373,11 +375,11 @@ torch::Tensor matmul_int4(torch::Tensor x, torch::Tensor codes, torch::Tensor sz
   const int8_t* qp = xq.data_ptr<int8_t>();
   const float* sxp = sx.data_ptr<float>();
   const float* xsp = xs.data_ptr<float>();
-  at::parallel_for(0, N / 8, 1, [&](int64_t b0, int64_t b1) {
+  at::parallel_for(0, N / 4, 1, [&](int64_t b0, int64_t b1) {
     for (int64_t b = b0; b < b1; ++b) {
       int64_t t = 0;
-      for (; t + 2 <= M; t += 2) int4_tile<8, 2>(cp, sp, qp, sxp, xsp, yp, b * 8, t, N, K);
-      for (; t < M; ++t) int4_tile<8, 1>(cp, sp, qp, sxp, xsp, yp, b * 8, t, N, K);
+      for (; t + 4 <= M; t += 4) int4_tile<4, 4>(cp, sp, qp, sxp, xsp, yp, b * 4, t, N, K);
+      for (; t < M; ++t) int4_tile<4, 1>(cp, sp, qp, sxp, xsp, yp, b * 4, t, N, K);
     }
   });
   return out;
@@ -387,8 +389,8 @@ torch::Tensor matmul_int4(torch::Tensor x, torch::Tensor codes, torch::Tensor sz
 // The rows of x quantized per block of 256 as in gemv_int8, but stored as q + 128 (unsigned) so no
 // sign is moved onto the weights per pair: sum_k (q_k + 128) w_k = sum_k q_k w_k + 128 sum_k w_k,
 // the last sum per weight row and block computed once per weight (block_sums [N, K/256] int32).
-// Tiles of 8 weight rows by 2 rows of x (measured best here: each x load serves 8 rows, so the
-// prompt, read from L2, costs half the traffic of 4 x 4 tiles).
+// Tiles of 4 weight rows by 4 rows of x: 5-8% faster than 8 x 2 on the 1.4B shapes (alternating
+// 128-row products here), whose 16 sums and 16 accumulators did not fit the 32 vector registers.
 template <int R, int T>
 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
 static void int8_tile(const int8_t* w, const uint8_t* xu, const float* sx, const int32_t* block_sums, const float* scale,
@@ -443,7 +445,7 @@ static void int8_activations(const uint16_t* x, int64_t m0, int64_t m1, int64_t 
 
 // The int8 prompt tile reuses its weight rows across every row of x, so it is bound by arithmetic,
 // but its first pass over each tile waited for the rows from memory: the next tile's rows are
-// fetched into L2 meanwhile, one slice per pair of rows of x (a 1.4B int8 prompt of 128 tokens
+// fetched into L2 meanwhile, one slice per group of rows of x (a 1.4B int8 prompt of 128 tokens
 // 3.27 s against 4.11 s, alternating prefills here; the int4 tile, whose rows are half the bytes,
 // gained nothing measurable from the same).
 static inline void prefetch_slice(const void* base, int64_t bytes, int64_t part, int64_t parts) {
@@ -453,15 +455,15 @@ static inline void prefetch_slice(const void* base, int64_t bytes, int64_t part,
 }
 
 
-// R weight rows against every row of x, two rows of x at a time.
-template <int R>
+// R weight rows against every row of x, T rows of x at a time.
+template <int R, int T>
 static void int8_rows_tile(const int8_t* w, const uint8_t* xu, const float* sx, const int32_t* bs, const float* scale,
                            uint16_t* y, int64_t n, int64_t M, int64_t N, int64_t K) {
   int64_t t = 0;
   const int64_t next = std::min<int64_t>(R, N - n - R);  // rows of the next tile
-  for (; t + 2 <= M; t += 2) {
-    if (next > 0) prefetch_slice(w + (n + R) * K, next * K, t / 2, M / 2);
-    int8_tile<R, 2>(w, xu, sx, bs, scale, y, n, t, N, K);
+  for (; t + T <= M; t += T) {
+    if (next > 0) prefetch_slice(w + (n + R) * K, next * K, t / T, M / T);
+    int8_tile<R, T>(w, xu, sx, bs, scale, y, n, t, N, K);
   }
   for (; t < M; ++t) int8_tile<R, 1>(w, xu, sx, bs, scale, y, n, t, N, K);
 }
@@ -482,12 +484,12 @@ torch::Tensor matmul_int8(torch::Tensor x, torch::Tensor codes, torch::Tensor sc
   const int32_t* bs = block_sums.data_ptr<int32_t>();
   const float* scp = scale.data_ptr<float>();
   auto* yp = reinterpret_cast<uint16_t*>(out.data_ptr());
-  at::parallel_for(0, (N + 7) / 8, 1, [&](int64_t b0, int64_t b1) {
+  at::parallel_for(0, (N + 3) / 4, 1, [&](int64_t b0, int64_t b1) {
     for (int64_t b = b0; b < b1; ++b) {
-      if (b * 8 + 8 <= N) {
-        int8_rows_tile<8>(wp, up, sxp, bs, scp, yp, b * 8, M, N, K);
+      if (b * 4 + 4 <= N) {
+        int8_rows_tile<4, 4>(wp, up, sxp, bs, scp, yp, b * 4, M, N, K);
       } else {
-        for (int64_t n = b * 8; n < N; ++n) int8_rows_tile<1>(wp, up, sxp, bs, scp, yp, n, M, N, K);  // the last few rows
+        for (int64_t n = b * 4; n < N; ++n) int8_rows_tile<1, 4>(wp, up, sxp, bs, scp, yp, n, M, N, K);  // the last few rows
       }
     }
   });
@@ -926,7 +928,7 @@ def clear_stale_build_lock(build_dir: Path, now: float | None = None) -> bool:
           file=sys.stderr, flush=True)
     lock.unlink(missing_ok=True)
     return True
-EXTENSION = "lantern_kernels_v27"
+EXTENSION = "lantern_kernels_v33"
 """The compiled module's name: a new name whenever _SOURCE changes, so no stale build is loaded."""
 
 

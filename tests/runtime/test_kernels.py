@@ -52,7 +52,7 @@ def test_gemv_linear_keeps_the_weight_and_falls_back_for_prompts():
 
 
 @pytest.mark.parametrize("n,k", [(16, 64), (96, 192), (32, 1088), (2048, 5632)])  # 1088: a short last superblock
-@pytest.mark.parametrize("m", [1, 3, 8])  # decode; a prompt with an odd row; whole 2-row tiles
+@pytest.mark.parametrize("m", [1, 3, 9])  # decode; fewer rows than a 4-row tile; two whole tiles and a remainder
 def test_int4_kernel_matches_the_reference_within_its_activation_rounding(n, k, m):
     """matmul_int4 rounds each row of x to int8 per group of 64 (step sx_g = max|x_g|/127, each value
     within sx_g / 2) for the codes' sum only: per group it computes scale * sum(code * xq) * sx_g +
@@ -63,8 +63,11 @@ def test_int4_kernel_matches_the_reference_within_its_activation_rounding(n, k, 
     codes, scale, zero = quantize_int4(torch.randn(n, k, generator=generator) * 0.05)
     weights = dequantize_int4(codes, scale, zero).double()
     x = torch.randn(m, k, generator=generator).to(torch.bfloat16)
-    out = matmul_int4(x, pack_int4(codes), superblock_scales(torch.stack([scale, zero], dim=-1)))
+    packed, scales = pack_int4(codes), superblock_scales(torch.stack([scale, zero], dim=-1))
+    out = matmul_int4(x, packed, scales)
     assert out.dtype == torch.bfloat16 and out.shape == (m, n)
+    for row in range(m):  # a prompt's tiles sum each output in the order decode's single row does
+        assert torch.equal(out[row], matmul_int4(x[row : row + 1], packed, scales)[0])
     exact = x.double() @ weights.T
     groups = x.float().reshape(m, -1, 64)
     peak = groups.abs().amax(dim=-1, keepdim=True)
@@ -107,8 +110,8 @@ def test_int8_kernel_matches_a_float64_product_within_its_activation_rounding(n,
     assert bool(((out.double() - emulated).abs() <= magnitude / 256).all())
 
 
-@pytest.mark.parametrize("n,k", [(7, 256), (24, 768), (2048, 5632)])  # 7 and 24 rows: no whole 8-row tile, and three
-@pytest.mark.parametrize("m", [2, 5])
+@pytest.mark.parametrize("n,k", [(7, 256), (24, 768), (2048, 5632)])  # 7 rows: a 4-row tile and a remainder; 24: six tiles
+@pytest.mark.parametrize("m", [2, 9])  # fewer rows of x than a tile; two whole 4-row tiles and a remainder
 def test_int8_prompt_kernel_rounds_each_row_as_the_decode_kernel_does(n, k, m):
     """matmul_int8 over m rows against gemv_int8 over each row alone (the same int8 rounding of x
     per block of 256, so only float32 summation order and the bf16 rounding differ), and against
