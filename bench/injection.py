@@ -49,12 +49,13 @@ os.environ["LANTERN_BUILTIN_TOOLS"] = "false"  # extractive answers ask no tools
 
 from lantern.knowledge.chunking import chunk_text  # noqa: E402
 from lantern.verify.support import longest_common_run  # noqa: E402
-from lantern.knowledge.injection import Classifier, classifier_inputs, default_embed, detect_all, rule_flags, visible  # noqa: E402
+from lantern.knowledge.injection import (Classifier, classifier_inputs, combined_probabilities, default_embed, detect_all,  # noqa: E402
+                                         rule_flags, visible)
 
 EVAL = ROOT.parent / "shared" / "eval"
 BIPIA = EVAL / "bipia" / "injected_dev.jsonl"
 LEAK_WORDS = 8
-THRESHOLDS = [0.5, 0.7, 0.8, 0.9, 0.95, 0.97, 0.98, 0.99]
+THRESHOLDS = [0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95]
 
 
 def words(text: str) -> list[str]:
@@ -128,9 +129,10 @@ def sweep() -> None:
     embed = default_embed()
 
     def scored(chunks: list[str]):
-        """Per chunk: whether a rule flags it, and its sentences' spans and probabilities."""
+        """Per chunk: whether a rule flags it, and its sentences' spans and (combined) probabilities."""
         inputs = classifier_inputs(chunks, embed, classifier.alone_distance)
-        return [(rule_flags(c), spans, classifier.probability(rows) if len(spans) else []) for c, (spans, rows) in zip(chunks, inputs)]
+        combined = combined_probabilities(chunks, inputs, classifier)
+        return [(rule_flags(c), spans, p) for c, (spans, _), p in zip(chunks, inputs, combined)]
 
     items = bipia_items()
     injected = []

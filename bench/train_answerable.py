@@ -192,8 +192,9 @@ def build_pairs(articles: list[dict], seed: int = SEED) -> tuple[list[tuple[str,
     return rows, counts
 
 
-def train(rows, epochs: int, batch: int, lr: float, seed: int = SEED, log=print, on_epoch=None) -> tuple[dict, dict]:
-    """Adapters and head fitted to `rows`; `on_epoch(epoch, adapters, head)` is called after each epoch but the last."""
+def train(rows, epochs: int, batch: int, lr: float, seed: int = SEED, log=print, on_epoch=None, max_tokens: int = MAX_TOKENS) -> tuple[dict, dict]:
+    """Adapters and head fitted to `rows` ((text, text pair, label, kind) tuples); `on_epoch(epoch, adapters, head)` is called
+    after each epoch but the last. Also fits the injection detector's second stage (bench/train_injection.py)."""
     torch.manual_seed(seed)
     torch.set_num_threads(2)
     rng = random.Random(seed)
@@ -217,7 +218,7 @@ def train(rows, epochs: int, batch: int, lr: float, seed: int = SEED, log=print,
     started, running = time.time(), 0.0
     for step in range(steps):
         picked = [rows[i] for i in order[step * batch:(step + 1) * batch]]
-        ids, types, mask = encoder.tokenize([(q, p) for q, p, _, _ in picked], MAX_TOKENS)
+        ids, types, mask = encoder.tokenize([(q, p) for q, p, _, _ in picked], max_tokens)
         logits = pooled_logit(encoder, adapted_weights(base, adapters, SCALE), head, ids, types, mask)
         loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, torch.tensor([y for _, _, y, _ in picked]))
         optimiser.zero_grad()

@@ -48,7 +48,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from lantern.knowledge.chunking import chunk_text  # noqa: E402
-from lantern.knowledge.injection import EMBEDDER, LEXICAL, WEIGHTS_PATH, classifier_inputs, default_embed  # noqa: E402
+from lantern.knowledge.injection import (CONTEXT_WEIGHTS_PATH, EMBEDDER, GATE, LEXICAL, THRESHOLD, WEIGHTS_PATH,  # noqa: E402
+                                         classifier_inputs, default_embed, surroundings, visible)
 
 SEED = 0
 L2 = 30.0
@@ -319,9 +320,10 @@ def documents(repo: Path, rng: random.Random, docs_commit: str) -> tuple[list[tu
     return docs, counts
 
 
-def examples(docs, embed) -> tuple[np.ndarray, np.ndarray, float]:
-    """Feature rows and labels of every classifiable sentence of every chunk of `docs`, and the
-    distance given to a sentence alone in its chunk: the mean over the negatives that have company."""
+def examples(docs, embed) -> tuple[np.ndarray, np.ndarray, float, list[tuple[str, str]]]:
+    """Feature rows and labels of every classifiable sentence of every chunk of `docs`, the
+    distance given to a sentence alone in its chunk (the mean over the negatives that have company),
+    and each sentence with its surroundings (what the second stage reads)."""
     chunks: list[tuple[str, tuple[int, int] | None]] = []
     for text, fmt, span in docs:
         for chunk in chunk_text(text, fmt, 1200, 150):
@@ -330,12 +332,14 @@ def examples(docs, embed) -> tuple[np.ndarray, np.ndarray, float]:
             if span is not None and offset is not None and offset < span[1] and span[0] < offset + len(chunk.text):
                 inside = (span[0] - offset, span[1] - offset)
             chunks.append((chunk.text, inside))
-    rows, labels = [], []
+    rows, labels, pairs = [], [], []
     inputs = classifier_inputs([c for c, _ in chunks], embed, alone_distance=float("nan"))
     for (text, inside), (spans, features) in zip(chunks, inputs):
+        seen = visible(text)[0]
         for (a, b), row in zip(spans, features):
             rows.append(row)
             labels.append(int(inside is not None and a < inside[1] and inside[0] < b))
+            pairs.append((seen[a:b], surroundings(seen, a, b)))
     x, y = np.stack(rows).astype(np.float64), np.asarray(labels, dtype=np.float64)
     assert LEXICAL[-1] == "context_distance"
     embedding = x.shape[1] - len(LEXICAL)
@@ -346,7 +350,7 @@ def examples(docs, embed) -> tuple[np.ndarray, np.ndarray, float]:
     x[alone, -1] = alone_distance  # and the features made from the distance, as lexical_features makes them
     x[alone, column["question_off_topic"]] = x[alone, column["question"]] * alone_distance
     x[alone, column["order_off_topic"]] = x[alone, column["imperative_start"]] * alone_distance
-    return x, y, alone_distance
+    return x, y, alone_distance, pairs
 
 
 def dev_prose() -> tuple[list[str], list[str]]:
@@ -389,6 +393,34 @@ def fit(x: np.ndarray, y: np.ndarray, l2: float = L2, steps: int = 25) -> tuple[
     return coef, bias
 
 
+CONTEXT_EPOCHS, CONTEXT_BATCH, CONTEXT_LR, CONTEXT_MAX_TOKENS = 2, 16, 3e-4, 128
+CONTEXT_POSITIVE_COPIES, CONTEXT_EASY_NEGATIVES = 3, 1500
+
+
+def train_context_stage(pairs: list[tuple[str, str]], y: np.ndarray, first: np.ndarray, bipia: str, docs_commit: str) -> None:
+    """The second stage: MiniLM-L6 with low-rank adapters (bench/train_answerable.py's trainer) over
+    (sentence, surroundings), fitted on every positive (three times), every negative the first stage
+    scores at GATE or above (the hard ones: headlines, calls to subscribe, a manual's orders) and
+    CONTEXT_EASY_NEGATIVES others drawn with the seed. The first stage's own training rows: the
+    second learns where the first is wrong."""
+    import train_answerable
+    from lantern.verify.answerable import base_digest, base_encoder
+
+    rng = random.Random(SEED)
+    positives = [i for i in range(len(y)) if y[i] == 1]
+    hard = [i for i in range(len(y)) if y[i] == 0 and first[i] >= GATE]
+    easy = rng.sample([i for i in range(len(y)) if y[i] == 0 and first[i] < GATE], CONTEXT_EASY_NEGATIVES)
+    rows = [(*pairs[i], float(y[i]), "") for i in positives * CONTEXT_POSITIVE_COPIES + hard + easy]
+    adapters, head = train_answerable.train(rows, CONTEXT_EPOCHS, CONTEXT_BATCH, CONTEXT_LR, seed=SEED, max_tokens=CONTEXT_MAX_TOKENS)
+    info = {"what": "P(the marked sentence is addressed to an AI system) from (sentence, surroundings)", "source": "microsoft/BIPIA (MIT licence)",
+            "commit": bipia, "docs_commit": docs_commit, "seed": SEED, "rank": train_answerable.RANK, "scale": train_answerable.SCALE,
+            "max_tokens": CONTEXT_MAX_TOKENS, "epochs": CONTEXT_EPOCHS, "lr": CONTEXT_LR, "gate": GATE, "threshold": THRESHOLD,
+            "rows": {"positives": len(positives), "copies": CONTEXT_POSITIVE_COPIES, "hard_negatives": len(hard), "easy_negatives": len(easy)},
+            "base_sha256": base_digest(base_encoder())}
+    train_answerable.write(CONTEXT_WEIGHTS_PATH, adapters, head, info)
+    print(f"wrote {CONTEXT_WEIGHTS_PATH}: {len(rows)} rows ({len(positives)} positives x{CONTEXT_POSITIVE_COPIES}, {len(hard)} hard negatives)")
+
+
 def significant(value: float, digits: int = 6) -> float:
     return float(f"{value:.{digits}g}")
 
@@ -398,6 +430,7 @@ def main() -> None:
     parser.add_argument("bipia", type=Path, help="a clone or bare mirror of microsoft/BIPIA")
     parser.add_argument("--out", type=Path, default=WEIGHTS_PATH)
     parser.add_argument("--check", action="store_true", help="refit and compare with the file instead of writing it")
+    parser.add_argument("--context", action="store_true", help=f"also fit the second stage and write {CONTEXT_WEIGHTS_PATH.name} (about 10 minutes here)")
     parser.add_argument("--docs-commit", default="HEAD", help="commit of this repository whose kb/ and README.md are negatives (--check: the one recorded)")
     args = parser.parse_args()
     try:
@@ -412,9 +445,11 @@ def main() -> None:
         docs_commit = json.loads(args.out.read_text())["info"].get("docs_commit", docs_commit)
     docs_commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", docs_commit], capture_output=True, text=True, check=True).stdout.strip()
     docs, counts = documents(args.bipia, rng, docs_commit)
-    x, y, alone_distance = examples(docs, default_embed())
+    x, y, alone_distance, pairs = examples(docs, default_embed())
     coef, bias = fit(x, y)
     p = 1.0 / (1.0 + np.exp(-(x @ coef + bias)))
+    if args.context:
+        train_context_stage(pairs, y, p, bipia_commit(args.bipia), docs_commit)
     data = {
         "embedder": EMBEDDER,
         "lexical": LEXICAL,

