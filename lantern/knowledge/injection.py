@@ -501,7 +501,7 @@ def detect_all(texts: list[str], embed: Embed | None = None, classifier: Classif
     inputs = classifier_inputs(texts, embed or default_embed(), classifier.alone_distance)
     probabilities = combined_probabilities(texts, inputs, classifier)
     out: list[list[Flag]] = []
-    for text, (spans, rows), combined in zip(texts, inputs, probabilities):
+    for text, (spans, _), combined in zip(texts, inputs, probabilities):
         flags = rule_flags(text)
         if len(spans):
             seen, positions = visible(text)
