@@ -52,7 +52,7 @@ def test_gemv_linear_keeps_the_weight_and_falls_back_for_prompts():
 
 
 @pytest.mark.parametrize("n,k", [(16, 64), (96, 192), (32, 1088), (2048, 5632)])  # 1088: a short last superblock
-@pytest.mark.parametrize("m", [1, 3, 9])  # decode; fewer rows than a 4-row tile; two whole tiles and a remainder
+@pytest.mark.parametrize("m", [1, 3, 9])  # decode; one 2-row prompt tile and a remainder; four tiles and a remainder
 def test_int4_kernel_matches_the_reference_within_its_activation_rounding(n, k, m):
     """matmul_int4 rounds each row of x to int8 per group of 64 (step sx_g = max|x_g|/127, each value
     within sx_g / 2) for the codes' sum only: per group it computes scale * sum(code * xq) * sx_g +
