@@ -291,3 +291,14 @@ def test_lantern_ask_quant_int4_reaches_the_runtime_and_says_what_it_costs(tmp_p
     assert list((isolated_home / "quantized").glob("*/model-int4-g*.safetensors"))
     bad = subprocess.run([*lantern, "ask", "x", "--quant", "int5"], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 1 and bad.stderr.count("\n") == 1 and "quant" in bad.stderr
+
+
+def test_int8_block_sums_over_many_rows_are_the_whole_sum():
+    """The prompt kernel's per-block code sums are computed a few thousand rows at a time (a whole
+    head at once needed an int32 copy of it); past a chunk boundary they are the one-shot sums."""
+    generator = torch.Generator().manual_seed(7)
+    codes, scale = quantize_weight(torch.randn(5000, 512, generator=generator))
+    layer = Int8Linear(codes, scale, torch.bfloat16)
+    expected = codes.to(torch.int64).reshape(5000, 2, 256).sum(dim=-1)
+    sums = layer._block_sums()
+    assert sums.dtype == torch.int32 and sums.shape == (5000, 2) and torch.equal(sums.to(torch.int64), expected)
