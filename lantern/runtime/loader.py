@@ -282,8 +282,9 @@ def quant_artifact(snapshot: Path, mode: str) -> Path:
     key = "|".join(f"{p.resolve()}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in files)
     # "-v2": int8 artifacts written before write_safetensors were unaligned, and every unaligned
     # tensor had to be copied out of the mapping (twice the memory); those are made again once.
-    # int4 "-v2": the codes' layout changed to the VNNI kernel's (quantize.pack_int4).
-    name = "model-int8-v2.safetensors" if mode == "int8" else f"model-int4-g{INT4_GROUP}-v2.safetensors"
+    # int4 "-v2": the codes' layout changed to the VNNI kernel's (quantize.pack_int4); "-v3": scales
+    # and zeros became 8-bit codes on per-row grids (quantize.Int4Quantized).
+    name = "model-int8-v2.safetensors" if mode == "int8" else f"model-int4-g{INT4_GROUP}-v3.safetensors"
     return default_home() / "quantized" / hashlib.sha1(key.encode()).hexdigest()[:16] / name
 
 
@@ -314,6 +315,9 @@ def _make_quantized(model, snapshot: Path, mode: str, originals: dict[str, torch
         partial = artifact.with_suffix(".partial")
         write_safetensors(partial, tensors, metadata)
         partial.replace(artifact)  # atomic: a killed save never leaves a half artifact under the real name
+        for stale in artifact.parent.glob(f"model-{mode}-*.safetensors"):
+            if stale.name != artifact.name:  # an older format of the same weights, never read again
+                stale.unlink(missing_ok=True)
     except OSError as exc:
         log.warning("could not save %s weights to %s (%s); they will be quantized again next time", mode, artifact, exc)
 

@@ -7,8 +7,10 @@ Batch-1 decode reads every layer weight once per loop step, so its speed is (byt
 - int4: w ~= (q - 8) * scale + zero, q in [0, 15], one (scale, zero) pair per group of
   `INT4_GROUP` consecutive input columns of a row (asymmetric; each group's range is shrunk by
   the factor of `CLIP_RATIOS` that minimises its squared error, since clipping the rare extreme
-  weight buys finer steps for all the others). Scale and zero are rounded to bf16 before the
-  codes are chosen, so the codes fit the scales the kernel really uses.
+  weight buys finer steps for all the others). Scale and zero are stored as 8-bit codes on a
+  linear grid of their row (scale = code * step, zero = zero_low + code * zero_step; 16 bits per
+  group instead of two bf16 values' 32, so 4.25 bits per weight instead of 4.5), and the clipping
+  and the codes are chosen with them already rounded, so the codes fit what the kernels use.
 
 `Int8Linear` and `Int4Linear` swap in for nn.Linear. On bf16 models on CPUs with AVX-512 BF16 and
 VNNI, Lantern's native kernels (kernels.py) multiply the small weights directly, one row (decode)
@@ -34,6 +36,7 @@ top-1 agreement with the unquantized model, in a separate process (see bench.py)
 from __future__ import annotations
 
 import threading
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -143,50 +146,74 @@ def _codes_matmul(x: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
 
 
 # --- int4 -------------------------------------------------------------------------------------
-def quantize_int4(weight: torch.Tensor, group: int = INT4_GROUP) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """w [N, K] -> (codes uint8 [N, K] in 0..15, scale [N, K/group] bf16, zero [N, K/group] bf16)
-    with w ~= (codes - 8) * scale + zero per group; each group's range is clipped by the best of CLIP_RATIOS."""
+class Int4Quantized(NamedTuple):
+    """An int4 weight as stored: w ~= (codes - 8) * scale + zero per group of columns, where each
+    group's scale and zero are themselves 8-bit codes on a per-row linear grid:
+    scale = scale_codes * step, zero = zero_low + zero_codes * zero_step (float32)."""
+
+    codes: torch.Tensor  # uint8 [N, K], 0..15
+    scale_codes: torch.Tensor  # uint8 [N, K/group], 1..255
+    zero_codes: torch.Tensor  # uint8 [N, K/group], 0..255
+    row_factors: torch.Tensor  # float32 [N, 3]: step, zero_low, zero_step
+
+    def scale(self) -> torch.Tensor:
+        """float32 [N, K/group]: the scales the kernels multiply by."""
+        return self.scale_codes.float() * self.row_factors[:, 0:1]
+
+    def zero(self) -> torch.Tensor:
+        """float32 [N, K/group]: the zeros the kernels add."""
+        return self.row_factors[:, 1:2] + self.zero_codes.float() * self.row_factors[:, 2:3]
+
+
+def quantize_int4(weight: torch.Tensor, group: int = INT4_GROUP) -> Int4Quantized:
+    """w [N, K] -> Int4Quantized; each group's range is clipped by the best of CLIP_RATIOS, judged
+    with the scale and zero rounded to their 8-bit grid, so the codes fit what the kernels use."""
     # 256 rows at a time: the search's temporaries stay in cache (5x faster than whole matrices).
     parts = [_quantize_int4_rows(rows, group) for rows in weight.split(256)]
-    return tuple(torch.cat(pieces) for pieces in zip(*parts))
+    return Int4Quantized(*(torch.cat(pieces) for pieces in zip(*parts)))
 
 
-def _quantize_int4_rows(weight: torch.Tensor, group: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _quantize_int4_rows(weight: torch.Tensor, group: int) -> tuple[torch.Tensor, ...]:
     n, k = weight.shape
     w = weight.float().reshape(n, k // group, group)
     low, high = w.amin(dim=-1), w.amax(dim=-1)
-    best_err = best_scale = best_zero = None
+    # The row's grids: a clipped range (ratio <= 1) has a scale no larger than its unclipped one,
+    # and a zero (low + 8 scale, scaled by the ratio) between 0 and its unclipped one.
+    full_scale = (high - low).clamp(min=1e-8) / 15
+    full_zero = low + 8 * full_scale
+    step = full_scale.amax(dim=1, keepdim=True) / 255
+    zero_low = full_zero.amin(dim=1, keepdim=True).clamp(max=0)
+    zero_step = ((full_zero.amax(dim=1, keepdim=True).clamp(min=0) - zero_low) / 255).clamp(min=torch.finfo(torch.float32).tiny)
+    best = None
     for ratio in CLIP_RATIOS:
-        scale, zero = _int4_scale_zero(low * ratio, high * ratio)
+        scale_codes = torch.round(full_scale * ratio / step).clamp(1, 255)
+        scale = scale_codes * step
+        zero_codes = torch.round((low * ratio + 8 * scale - zero_low) / zero_step).clamp(0, 255)
+        zero = zero_low + zero_codes * zero_step
         codes = _int4_codes(w, scale, zero)
         err = ((codes - 8) * scale[..., None] + zero[..., None] - w).pow(2).sum(-1)
-        if best_err is None:
-            best_err, best_scale, best_zero = err, scale, zero
+        if best is None:
+            best = [err, scale_codes, zero_codes]
         else:
-            better = err < best_err
-            best_err = torch.where(better, err, best_err)
-            best_scale = torch.where(better, scale, best_scale)
-            best_zero = torch.where(better, zero, best_zero)
-    codes = _int4_codes(w, best_scale, best_zero).to(torch.uint8).reshape(n, k)
-    return codes, best_scale.to(torch.bfloat16), best_zero.to(torch.bfloat16)
-
-
-def _int4_scale_zero(low: torch.Tensor, high: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Scale and zero of a [low, high] range, rounded to bf16 (what the kernels multiply by), as fp32."""
-    scale = ((high - low).clamp(min=1e-8) / 15).to(torch.bfloat16).float()
-    zero = (low + 8 * scale).to(torch.bfloat16).float()
-    return scale, zero
+            better = err < best[0]
+            best = [torch.where(better, new, old) for new, old in zip((err, scale_codes, zero_codes), best)]
+    _, scale_codes, zero_codes = best
+    scale, zero = scale_codes * step, zero_low + zero_codes * zero_step
+    codes = _int4_codes(w, scale, zero).to(torch.uint8).reshape(n, k)
+    factors = torch.cat([step, zero_low, zero_step], dim=1)
+    return codes, scale_codes.to(torch.uint8), zero_codes.to(torch.uint8), factors
 
 
 def _int4_codes(w: torch.Tensor, scale: torch.Tensor, zero: torch.Tensor) -> torch.Tensor:
     return torch.round((w - zero[..., None]) / scale[..., None] + 8).clamp(0, 15)
 
 
-def dequantize_int4(codes: torch.Tensor, scale: torch.Tensor, zero: torch.Tensor) -> torch.Tensor:
-    """The reference: codes [N, K], scale/zero [N, K/g] -> fp32 weights [N, K]."""
+def dequantize_int4(quantized: Int4Quantized) -> torch.Tensor:
+    """The reference: the float32 weights [N, K] an Int4Quantized stands for."""
+    codes, scale, zero = quantized.codes, quantized.scale(), quantized.zero()
     n, k = codes.shape
     groups = scale.shape[1]
-    w = (codes.float().reshape(n, groups, k // groups) - 8) * scale.float()[..., None] + zero.float()[..., None]
+    w = (codes.float().reshape(n, groups, k // groups) - 8) * scale[..., None] + zero[..., None]
     return w.reshape(n, k)
 
 
@@ -225,15 +252,15 @@ def unpack_int4(packed: torch.Tensor) -> torch.Tensor:
     return torch.cat(parts, dim=1)
 
 
-def superblock_scales(scales_zeros: torch.Tensor) -> torch.Tensor:
-    """[N, K/64, 2] (scale, zero) pairs -> [N, superblocks, 2, 16] bf16: per superblock of pack_int4,
-    the 16 groups' scales, then their zeros (a short last superblock padded with zeros), as
-    kernels.matmul_int4 loads them: one vector each."""
-    n, groups, _ = scales_zeros.shape
+def superblock_codes(scale_codes: torch.Tensor, zero_codes: torch.Tensor) -> torch.Tensor:
+    """scale and zero codes [N, K/64] uint8 -> [N, superblocks, 32] uint8: per superblock of
+    pack_int4, the 16 groups' scale codes, then their zero codes (a short last superblock padded
+    with zeros), as kernels.matmul_int4 loads them: 32 bytes, widened to two vectors of 16."""
+    n, groups = scale_codes.shape
     blocks = -(-groups // SUPERBLOCK_GROUPS)
-    padded = torch.zeros(n, blocks * SUPERBLOCK_GROUPS, 2, dtype=torch.bfloat16)
-    padded[:, :groups] = scales_zeros.to(torch.bfloat16)
-    return padded.reshape(n, blocks, SUPERBLOCK_GROUPS, 2).transpose(2, 3).contiguous()
+    padded = torch.zeros(n, blocks * SUPERBLOCK_GROUPS, 2, dtype=torch.uint8)
+    padded[:, :groups] = torch.stack([scale_codes, zero_codes], dim=-1)
+    return padded.reshape(n, blocks, SUPERBLOCK_GROUPS, 2).transpose(2, 3).reshape(n, blocks, 2 * SUPERBLOCK_GROUPS).contiguous()
 
 
 def int4_fits(out_features: int, in_features: int) -> bool:
@@ -243,28 +270,35 @@ def int4_fits(out_features: int, in_features: int) -> bool:
 
 
 class Int4Linear(nn.Module):
-    """A Linear over int4 weights (w = (code - 8) * scale + zero per 64-column group), run by one of
-    two backends chosen when it is built:
+    """A Linear over int4 weights (an Int4Quantized: w = (code - 8) * scale + zero per 64-column
+    group, scale and zero 8-bit codes on per-row grids), run by one of two backends chosen when it
+    is built:
     - native (bf16 models on CPUs with AVX-512 BF16 and VNNI, see kernels.py): Lantern's layout
       read as it is by kernels.matmul_int4, one row or many, the activations rounded to int8 per
       group of 64 columns;
     - aten (everything else): repacked once into PyTorch's CPU layout for
-      `torch.ops.aten._weight_int4pack_mm_for_cpu`, which takes float32, bf16 and fp16 rows."""
+      `torch.ops.aten._weight_int4pack_mm_for_cpu`, which takes float32, bf16 and fp16 rows (its
+      scales and zeros in the rows' dtype: for bf16 rows rounded once more, to bf16)."""
 
-    def __init__(self, packed: torch.Tensor, scales_zeros: torch.Tensor, dtype: torch.dtype, backend: str | None = None) -> None:
+    def __init__(self, packed: torch.Tensor, scale_zero_codes: torch.Tensor, row_factors: torch.Tensor, dtype: torch.dtype,
+                 backend: str | None = None) -> None:
         super().__init__()
         self.out_features, self.in_features = packed.shape[0], packed.shape[1] * 2
         self.backend = backend or ("native" if dtype == torch.bfloat16 and packed.device.type == "cpu" and kernels.native() is not None else "aten")
         if self.backend == "native":
             self.register_buffer("weight_int4", packed.contiguous())  # [N, K/2] uint8, Lantern's layout
-            self.register_buffer("superblock_scales", superblock_scales(scales_zeros))  # [N, K/1024 rounded up, 2, 16]
+            self.register_buffer("superblock_codes", superblock_codes(scale_zero_codes[..., 0], scale_zero_codes[..., 1]))  # [N, K/1024 rounded up, 32]
+            self.register_buffer("row_factors", row_factors.float().contiguous())  # [N, 3]
         else:
-            self.register_buffer("weight_int4pack", torch._convert_weight_to_int4pack_for_cpu(unpack_int4(packed).to(torch.int32).cpu(), 1))
-            self.register_buffer("scales_and_zeros", scales_zeros.transpose(0, 1).contiguous().to(dtype))  # [K/64, N, 2]
+            codes = Int4Quantized(unpack_int4(packed), scale_zero_codes[..., 0], scale_zero_codes[..., 1], row_factors.float())
+            self.register_buffer("weight_int4pack", torch._convert_weight_to_int4pack_for_cpu(codes.codes.to(torch.int32).cpu(), 1))
+            scales_and_zeros = torch.stack([codes.scale(), codes.zero()], dim=-1)  # [N, K/64, 2] float32
+            self.register_buffer("scales_and_zeros", scales_and_zeros.transpose(0, 1).contiguous())  # [K/64, N, 2]
 
     @classmethod
-    def from_codes(cls, codes: torch.Tensor, scale: torch.Tensor, zero: torch.Tensor, dtype: torch.dtype, backend: str | None = None) -> "Int4Linear":
-        return cls(pack_int4(codes), torch.stack([scale, zero], dim=-1), dtype, backend)
+    def from_codes(cls, quantized: Int4Quantized, dtype: torch.dtype, backend: str | None = None) -> "Int4Linear":
+        scale_zero_codes = torch.stack([quantized.scale_codes, quantized.zero_codes], dim=-1)
+        return cls(pack_int4(quantized.codes), scale_zero_codes, quantized.row_factors, dtype, backend)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shape = x.shape
@@ -272,7 +306,8 @@ class Int4Linear(nn.Module):
         if self.backend == "aten":
             out = torch.ops.aten._weight_int4pack_mm_for_cpu(rows, self.weight_int4pack, INT4_GROUP, self.scales_and_zeros.to(rows.dtype))
         else:
-            out = kernels.matmul_int4(rows.to(torch.bfloat16).contiguous(), self.weight_int4, self.superblock_scales).to(rows.dtype)
+            out = kernels.matmul_int4(rows.to(torch.bfloat16).contiguous(), self.weight_int4, self.superblock_codes,
+                                      self.row_factors).to(rows.dtype)
         return out.reshape(*shape[:-1], self.out_features)
 
 
@@ -305,12 +340,14 @@ def quantized_weight_names(model: nn.Module, mode: str) -> set[str]:
 
 def quantize_tensor(name: str, weight: torch.Tensor, scheme: str) -> dict[str, torch.Tensor]:
     """One weight -> the tensors saved for it (`<name>.weight_int8` + `.scale`, or `<name>.weight_int4` in
-    Lantern's layout + `.scales_zeros` [N, K/64, 2] bf16)."""
+    Lantern's layout + `.scale_zero_codes` [N, K/64, 2] uint8 + `.row_factors` [N, 3] float32)."""
     if scheme == "int8":
         q, scale = quantize_weight(weight)
         return {f"{name}.weight_int8": q.cpu(), f"{name}.scale": scale.cpu()}
-    codes, scale, zero = quantize_int4(weight)
-    return {f"{name}.weight_int4": pack_int4(codes).cpu(), f"{name}.scales_zeros": torch.stack([scale, zero], dim=-1).cpu()}
+    quantized = quantize_int4(weight)
+    return {f"{name}.weight_int4": pack_int4(quantized.codes).cpu(),
+            f"{name}.scale_zero_codes": torch.stack([quantized.scale_codes, quantized.zero_codes], dim=-1).cpu(),
+            f"{name}.row_factors": quantized.row_factors.cpu()}
 
 
 def quantize(model: nn.Module, mode: str, weights: dict[str, torch.Tensor] | None = None, dtype: torch.dtype | None = None,
@@ -350,14 +387,16 @@ def apply(model: nn.Module, mode: str, tensors: dict[str, torch.Tensor], dtype: 
                 q = q.clone()  # the fused int8 kernel crashes on weights that are not 64-byte aligned (mmap offsets)
             swaps.append((parent, attribute, Int8Linear(q.to(device_), scale.to(device_), dtype_)))
         else:
-            packed, sz = tensors.get(f"{name}.weight_int4"), tensors.get(f"{name}.scales_zeros")
-            if packed is None or sz is None or packed.dtype != torch.uint8 or sz.dtype != torch.bfloat16 \
-                    or tuple(packed.shape) != (linear.out_features, linear.in_features // 2) \
-                    or tuple(sz.shape) != (linear.out_features, linear.in_features // INT4_GROUP, 2):
+            packed, sz = tensors.get(f"{name}.weight_int4"), tensors.get(f"{name}.scale_zero_codes")
+            factors = tensors.get(f"{name}.row_factors")
+            if packed is None or sz is None or factors is None or packed.dtype != torch.uint8 or sz.dtype != torch.uint8 \
+                    or factors.dtype != torch.float32 or tuple(packed.shape) != (linear.out_features, linear.in_features // 2) \
+                    or tuple(sz.shape) != (linear.out_features, linear.in_features // INT4_GROUP, 2) \
+                    or tuple(factors.shape) != (linear.out_features, 3):
                 return False
             if device_.type != "cpu":
                 return False  # int4 runs on CPU kernels only
-            swaps.append((parent, attribute, Int4Linear(packed, sz, dtype_)))
+            swaps.append((parent, attribute, Int4Linear(packed, sz, factors, dtype_)))
     for parent, attribute, module in swaps:
         setattr(parent, attribute, module)
     return True

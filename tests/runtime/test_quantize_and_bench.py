@@ -52,19 +52,31 @@ def test_int8_linear_matches_its_dequantized_weights(rows, dtype, tolerance, wid
 
 def test_int4_codes_reconstruct_the_weight_and_clipping_never_hurts():
     w = torch.randn(64, 256) * 0.02
-    codes, scale, zero = quantize_int4(w, 64)
+    w[5, 7] = 0.5  # an outlier: its group's scale is the top of row 5's grid, the others sit low on it
+    quantized = quantize_int4(w, 64)
+    codes, scale, zero = quantized.codes, quantized.scale(), quantized.zero()
     assert codes.dtype == torch.uint8 and int(codes.max()) <= 15 and scale.shape == zero.shape == (64, 4)
-    error = (dequantize_int4(codes, scale, zero) - w).norm() / w.norm()
+    assert quantized.scale_codes.dtype == quantized.zero_codes.dtype == torch.uint8 and int(quantized.scale_codes.min()) >= 1
+    assert quantized.row_factors.dtype == torch.float32 and quantized.row_factors.shape == (64, 3)
+    error = (dequantize_int4(quantized) - w).norm() / w.norm()
     assert error < 0.1  # 16 levels per group of 64 Gaussian weights: about 0.086
     import lantern.runtime.quantize as quantize_module
 
     try:
         quantize_module.CLIP_RATIOS = (1.0,)
-        unclipped = dequantize_int4(*quantize_int4(w, 64))
+        unclipped = dequantize_int4(quantize_int4(w, 64))
     finally:
         quantize_module.CLIP_RATIOS = CLIP_RATIOS
     per_group = lambda d: (d - w).reshape(64, 4, 64).pow(2).sum(-1)  # noqa: E731
-    assert torch.all(per_group(dequantize_int4(codes, scale, zero)) <= per_group(unclipped) + 1e-12)
+    assert torch.all(per_group(dequantize_int4(quantized)) <= per_group(unclipped) + 1e-12)
+    # Unclipped, the 8-bit grids of scale and zero cost almost nothing against bf16 scale and zero.
+    plain = w.reshape(64, 4, 64)
+    low, high = plain.amin(-1), plain.amax(-1)
+    bf16_scale = ((high - low) / 15).bfloat16().float()
+    bf16_zero = (low + 8 * bf16_scale).bfloat16().float()
+    bf16_codes = torch.round((plain - bf16_zero[..., None]) / bf16_scale[..., None] + 8).clamp(0, 15)
+    bf16_error = ((bf16_codes - 8) * bf16_scale[..., None] + bf16_zero[..., None] - plain).norm() / w.norm()
+    assert (unclipped - w).norm() / w.norm() <= bf16_error * 1.02
 
 
 BACKENDS = ["aten"] + (["native"] if native() is not None else [])
@@ -90,11 +102,11 @@ def test_int4_linear_matches_its_dequantized_weights(backend, rows, dtype, toler
     if backend == "native" and dtype != torch.bfloat16:
         pytest.skip("the native backend serves bf16 models")
     w = torch.randn(1040, 192) * 0.05  # more rows than one 1024-row chunk of the prompt path
-    codes, scale, zero = quantize_int4(w, 64)
-    fast = Int4Linear.from_codes(codes, scale, zero, dtype, backend)
+    quantized = quantize_int4(w, 64)
+    fast = Int4Linear.from_codes(quantized, dtype, backend)
     assert fast.backend == backend
     x = torch.randn(2, rows, 192, dtype=dtype)
-    exact = x.double() @ dequantize_int4(codes, scale, zero).double().T
+    exact = x.double() @ dequantize_int4(quantized).double().T
     out = fast(x)
     assert out.shape == (2, rows, 1040) and out.dtype == dtype
     assert close(out, exact, tolerance)
@@ -147,7 +159,7 @@ def test_quantized_greedy_decode_matches_the_reference_on_dequantized_weights(in
             q, scale = quantize_weight(w)
             weights[f"{name}.weight"] = q.double() * scale.double()[:, None]
         else:
-            weights[f"{name}.weight"] = dequantize_int4(*quantize_int4(w, 64)).double()
+            weights[f"{name}.weight"] = dequantize_int4(quantize_int4(w, 64)).double()
     reference = ReferenceOuro(weights, lm.config, torch.float64)
     ids = lm.encode("Ouro loops four times")
     expected = reference.generate_greedy(ids[0].tolist(), 10, mode=mode, threshold=0.5)
@@ -162,9 +174,15 @@ def test_quantized_weights_are_saved_once_and_reused(tmp_path, quant):
     from lantern.runtime.testing import make_random_checkpoint
 
     checkpoint = make_random_checkpoint(tmp_path / "ckpt", "tiny", seed=4)
-    first = load(checkpoint, quant=quant)
     artifact = quant_artifact(checkpoint, quant)
+    artifact.parent.mkdir(parents=True)
+    stale = artifact.parent / f"model-{quant}-old-format.safetensors"  # what an older version saved
+    other = artifact.parent / f"model-{'int4' if quant == 'int8' else 'int8'}-old-format.safetensors"
+    stale.write_bytes(b"old")
+    other.write_bytes(b"other")
+    first = load(checkpoint, quant=quant)
     assert artifact.exists()
+    assert not stale.exists() and other.exists()  # the older format of this mode is dropped once the new one is saved
     stamp = artifact.stat().st_mtime_ns
     second = load(checkpoint, quant=quant)
     assert artifact.stat().st_mtime_ns == stamp  # reused, not rewritten
