@@ -819,12 +819,61 @@ struct DecodeLayer {
 
   int64_t out_features(int p) const { return weights[3 * p].size(0); }
 
-  void product(int p, const uint16_t* x, uint16_t* y) const {
-    const torch::Tensor* t = &weights[3 * p];
-    const int64_t N = t[0].size(0);
-    if (kinds[p] == 0) gemv_bf16_into(x, reinterpret_cast<const uint16_t*>(t[0].data_ptr()), y, N, t[0].size(1));
-    else if (kinds[p] == 1) gemv_int8_into(x, t[0].data_ptr<int8_t>(), t[1].data_ptr<float>(), y, N, t[0].size(1));
-    else gemv_int4_into(x, t[0].data_ptr<uint8_t>(), t[1].data_ptr<uint8_t>(), t[2].data_ptr<float>(), y, N, t[0].size(1) * 2);
+  int64_t in_features(int p) const { return weights[3 * p].size(1) * (kinds[p] == 2 ? 2 : 1); }
+
+  // Products of one input row (q, k and v; gate and up; o; down) in one parallel region: the row
+  // is rounded to int8 once per precision, and the threads share out the blocks of 4 rows of all
+  // the products together, so there is one wake-up and one uneven finish instead of one per
+  // product. Each output row is computed as the single-product kernels compute it (bf16_rows,
+  // int8_rows, int4_tile), so the results are theirs bit for bit.
+  void products(std::initializer_list<int> ps, const uint16_t* x, std::initializer_list<uint16_t*> ys) const {
+    const int count = (int)ps.size();
+    const int* p = ps.begin();
+    uint16_t* const* y = ys.begin();
+    const int64_t K = in_features(p[0]), SB = (K / 64 + 15) / 16;
+    thread_local std::vector<uint8_t> xabs;
+    thread_local std::vector<uint64_t> xneg;
+    thread_local std::vector<float> xscale, sx, xs;
+    thread_local std::vector<int8_t> xq;
+    bool int8 = false, int4 = false;
+    int64_t first[8], blocks[8], total = 0;
+    for (int i = 0; i < count; ++i) {
+      int8 |= kinds[p[i]] == 1;
+      int4 |= kinds[p[i]] == 2;
+      first[i] = total;
+      blocks[i] = (out_features(p[i]) + 3) / 4;
+      total += blocks[i];
+    }
+    if (int8) {
+      xabs.resize(K);
+      xneg.assign(K / 64, 0);
+      xscale.resize(K / 256);
+      int8_row_for_gemv(x, K, xabs.data(), xneg.data(), xscale.data());
+    }
+    if (int4) {
+      xq.resize(K);
+      sx.assign(SB * 16, 0.f);  // a short last superblock reads zeros past its groups
+      xs.assign(SB * 16, 0.f);
+      int4_activations(x, 0, 1, K, xq.data(), sx.data(), xs.data());
+    }
+    // The rounded rows by pointer: inside the region, the thread_local names would be each thread's own.
+    const uint8_t* xa = xabs.data();
+    const uint64_t* xn = xneg.data();
+    const float *xsc = xscale.data(), *gsx = sx.data(), *gxs = xs.data();
+    const int8_t* gxq = xq.data();
+    at::parallel_for(0, total, 16, [&](int64_t b0, int64_t b1) {
+      for (int i = 0; i < count; ++i) {
+        const int64_t lo = std::max(b0, first[i]) - first[i], hi = std::min(b1, first[i] + blocks[i]) - first[i];
+        if (lo >= hi) continue;
+        const torch::Tensor* t = &weights[3 * p[i]];
+        const int64_t N = out_features(p[i]), n0 = lo * 4, n1 = std::min(hi * 4, N);
+        if (kinds[p[i]] == 0) bf16_rows(reinterpret_cast<const uint16_t*>(t[0].data_ptr()), x, y[i], n0, n1, K);
+        else if (kinds[p[i]] == 1) int8_rows(t[0].data_ptr<int8_t>(), xa, xn, xsc, t[1].data_ptr<float>(), y[i], n0, n1, K);
+        else
+          for (int64_t n = n0; n < n1; n += 4)
+            int4_tile<4, 1>(t[0].data_ptr<uint8_t>(), t[1].data_ptr<uint8_t>(), t[2].data_ptr<float>(), gxq, gsx, gxs, y[i], n, 0, N, K);
+      }
+    });
   }
 
   void norm(int which, const uint16_t* x, uint16_t* y) const {
@@ -855,9 +904,7 @@ struct DecodeLayer {
 
     norm(0, xp, h);
     clock.charge(2);
-    product(0, h, q);
-    product(1, h, k);
-    product(2, h, v);
+    products({0, 1, 2}, h, {q, k, v});
     clock.charge(0);
     for (int64_t i = 0; i < H; ++i) rope_row(q + i * D, cp, sp, qr + i * D, D);
     for (int64_t g = 0; g < Hkv; ++g) {  // the cache's new column: rotated keys, plain values
@@ -873,18 +920,17 @@ struct DecodeLayer {
       }
     });
     clock.charge(1);
-    product(3, att, o);
+    products({3}, att, {o});
     clock.charge(0);
     norm(1, o, t);
     add_bf16(xp, t, x1, hidden);
     norm(2, x1, h);
     clock.charge(2);
-    product(4, h, gate);
-    product(5, h, up);
+    products({4, 5}, h, {gate, up});
     clock.charge(0);
     silu_mul_rows(gate, up, mid, intermediate);
     clock.charge(2);
-    product(6, mid, d);
+    products({6}, mid, {d});
     clock.charge(0);
     norm(3, d, t);
     add_bf16(x1, t, reinterpret_cast<uint16_t*>(out.data_ptr()), hidden);
@@ -940,7 +986,7 @@ def clear_stale_build_lock(build_dir: Path, now: float | None = None) -> bool:
           file=sys.stderr, flush=True)
     lock.unlink(missing_ok=True)
     return True
-EXTENSION = "lantern_kernels_v35"
+EXTENSION = "lantern_kernels_v36"
 """The compiled module's name: a new name whenever _SOURCE changes, so no stale build is loaded."""
 
 
