@@ -21,7 +21,7 @@ row, 3-5x slower there); int4 uses PyTorch's kernel (`torch.ops.aten._weight_int
 int4 runs on CPU only.
 
 What gets quantized (`plan`): every attention and MLP projection; the output head is int8 in both
-modes (in int4 it would save 7% of a token's bytes, and its error lands on the logits directly);
+modes (in int4 it would save 47 MB of a 1.4B token's 2.86 GB, 1.6%, and its error lands on the logits directly);
 embeddings and the 1-output exit gate stay in the model's dtype. A projection whose input width is not a whole number of
 64-column groups, or whose output width is not a multiple of 16, falls back to int8.
 
