@@ -158,11 +158,19 @@ class Int4Quantized(NamedTuple):
 
     def scale(self) -> torch.Tensor:
         """float32 [N, K/group]: the scales the kernels multiply by."""
-        return self.scale_codes.float() * self.row_factors[:, 0:1]
+        return _grid_scale(self.scale_codes, self.row_factors)
 
     def zero(self) -> torch.Tensor:
         """float32 [N, K/group]: the zeros the kernels add."""
-        return self.row_factors[:, 1:2] + self.zero_codes.float() * self.row_factors[:, 2:3]
+        return _grid_zero(self.zero_codes, self.row_factors)
+
+
+def _grid_scale(scale_codes: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
+    return scale_codes.float() * factors[:, 0:1]  # the kernel's order: code, then times the step
+
+
+def _grid_zero(zero_codes: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
+    return factors[:, 1:2] + zero_codes.float() * factors[:, 2:3]
 
 
 def quantize_int4(weight: torch.Tensor, group: int = INT4_GROUP) -> Int4Quantized:
@@ -184,12 +192,13 @@ def _quantize_int4_rows(weight: torch.Tensor, group: int) -> tuple[torch.Tensor,
     step = full_scale.amax(dim=1, keepdim=True) / 255
     zero_low = full_zero.amin(dim=1, keepdim=True).clamp(max=0)
     zero_step = ((full_zero.amax(dim=1, keepdim=True).clamp(min=0) - zero_low) / 255).clamp(min=torch.finfo(torch.float32).tiny)
+    factors = torch.cat([step, zero_low, zero_step], dim=1)
     best = None
     for ratio in CLIP_RATIOS:
         scale_codes = torch.round(full_scale * ratio / step).clamp(1, 255)
-        scale = scale_codes * step
+        scale = _grid_scale(scale_codes, factors)
         zero_codes = torch.round((low * ratio + 8 * scale - zero_low) / zero_step).clamp(0, 255)
-        zero = zero_low + zero_codes * zero_step
+        zero = _grid_zero(zero_codes, factors)
         codes = _int4_codes(w, scale, zero)
         err = ((codes - 8) * scale[..., None] + zero[..., None] - w).pow(2).sum(-1)
         if best is None:
@@ -198,10 +207,8 @@ def _quantize_int4_rows(weight: torch.Tensor, group: int) -> tuple[torch.Tensor,
             better = err < best[0]
             best = [torch.where(better, new, old) for new, old in zip((err, scale_codes, zero_codes), best)]
     _, scale_codes, zero_codes = best
-    scale, zero = scale_codes * step, zero_low + zero_codes * zero_step
-    codes = _int4_codes(w, scale, zero).to(torch.uint8).reshape(n, k)
-    factors = torch.cat([step, zero_low, zero_step], dim=1)
-    return codes, scale_codes.to(torch.uint8), zero_codes.to(torch.uint8), factors
+    codes = _int4_codes(w, _grid_scale(scale_codes, factors), _grid_zero(zero_codes, factors))
+    return codes.to(torch.uint8).reshape(n, k), scale_codes.to(torch.uint8), zero_codes.to(torch.uint8), factors
 
 
 def _int4_codes(w: torch.Tensor, scale: torch.Tensor, zero: torch.Tensor) -> torch.Tensor:
