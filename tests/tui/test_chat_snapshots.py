@@ -6,6 +6,8 @@ times and paths), so a screenshot changes only when the rendering does. Update t
 `pytest tests/tui/test_chat_snapshots.py --snapshot-update` and look at them before committing.
 """
 
+import time
+
 import pytest
 
 pytest.importorskip("pytest_textual_snapshot", reason="pytest-textual-snapshot is not installed")
@@ -113,14 +115,22 @@ async def ready(pilot):
     await until(pilot, lambda: "KB 2 chunks" in pilot.app.query_one("#status").render().plain, "the warm-up")
 
 
-async def settled(pilot):
-    """The answer is over and the layout has caught up with it (rows re-wrap, the view scrolls).
-    Twice: on a loaded machine one pause was sometimes taken before the scroll that follows the
-    re-wrap (a fresh-clone CI run saw the answered screen one layout early)."""
+async def settled(pilot, timeout: float = 60.0):
+    """The answer is over and the layout has caught up with it (rows re-wrap, the view scrolls to
+    its anchor): the screen is the same picture in three looks in a row, 0.2 s apart. A fixed
+    number of pauses was not enough on a loaded machine (fresh-clone CI runs saw the answered
+    screen one layout early twice), so this waits on what the snapshot itself will record."""
     await finished(pilot)
-    for _ in range(2):
-        await pilot.pause(0.3)
+    deadline = time.monotonic() + timeout
+    previous, same = None, 0
+    while same < 3:
+        await pilot.pause(0.2)
         await pilot.wait_for_scheduled_animations()
+        picture = pilot.app.export_screenshot()
+        same = same + 1 if picture == previous else 0
+        previous = picture
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the screen kept changing for {timeout:.0f}s after the answer finished")
 
 
 def test_empty_screen(snap_compare, chat):
