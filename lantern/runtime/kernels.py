@@ -15,8 +15,9 @@ its own) and VNNI (`vpdpbusd`) multiplies bytes by bytes, 64 pairs per instructi
 serves one row; `matmul_int8` and `matmul_int4` serve prompts (many rows, in tiles that reuse each
 loaded weight for several rows of x, faster than converting the weights for PyTorch's bf16 matrix
 kernel), and `matmul_int4` one row too. int4 codes sit in a layout made for this
-(quantize.pack_int4): each 32-bit lane of a vector holds codes of a different group, so the groups'
-scales are applied 16 at a time, once per 1,024 columns. Streaming 460 MB of int8 weights on the
+(quantize.tile_int4): each 32-bit lane of a vector holds codes of a different group, so the groups'
+scales are applied 16 at a time, once per 1,024 columns, and a tile of 4 rows with its scales is
+one run of bytes read front to back. Streaming 460 MB of int8 weights on the
 2-core development machine: 37 GB/s against PyTorch's 27 (bf16 kernel: 43).
 
 At decode sizes the work between the products is small and PyTorch's per-call cost is not: a
@@ -211,7 +212,7 @@ static void int8_row_for_gemv(const uint16_t* x, int64_t K, uint8_t* xabs, uint6
 
 // One weight matrix of a decode product (kernels for one input row): kind 0 bf16 (w), 1 int8
 // (w: codes, a: float32 row scales; each output the float32 sum times the row's scale, rounded
-// once), 2 int4 (w: codes in Lantern's layout, a: superblock codes, b: row factors); N rows into y.
+// once), 2 int4 (w: tiles in Lantern's layout, quantize.tile_int4, a: row factors); N rows into y.
 struct RowProduct {
   int kind;
   const void *w, *a, *b;
@@ -230,42 +231,56 @@ torch::Tensor gemv_int8(torch::Tensor x, torch::Tensor codes, torch::Tensor scal
 }
 
 // ---- int4 weights times int8 activations with VNNI, any number of rows ------------------------
-// Lantern's int4 layout (quantize.pack_int4): a row is cut into superblocks of up to 16 groups of
-// 64 columns (S groups; only the last may be short), each 8 units of 4S bytes; byte 4j + c of unit u
-// holds, for group j of the superblock, column 8u + c in its low nibble and column 8u + 4 + c in its
-// high nibble. One unit split into nibbles is thus two vectors of codes (0..15) whose 32-bit lane j
-// belongs to group j: vpdpbusd multiplies the codes (unsigned) by the activations (signed int8) and
-// sums each group in its own lane, so the per-group scales are applied once per superblock, 16
-// groups at a time, instead of once per 64 columns. sz: [N, superblocks, 32] uint8 (16 scale codes,
-// then 16 zero codes, padded with zeros); rf: [N, 3] float32 per row (step, zero_low, zero_step):
-// a group's scale is code * step and its zero zero_low + code * zero_step (quantize.Int4Quantized;
-// one byte each instead of a bf16 value: 5.6% fewer bytes per token to stream).
+// Lantern's int4 layout (quantize.tile_int4): the weight rows in tiles of 4, each tile one
+// contiguous run of bytes that a product reads front to back. Within a row, columns are cut into
+// superblocks of up to 16 groups of 64 (S groups; only the last may be short), each 8 units of 4S
+// bytes; byte 4j + c of unit u holds, for group j of the superblock, column 8u + c in its low
+// nibble and column 8u + 4 + c in its high nibble (quantize.pack_int4). One unit split into nibbles
+// is thus two vectors of codes (0..15) whose 32-bit lane j belongs to group j: vpdpbusd multiplies
+// the codes (unsigned) by the activations (signed int8) and sums each group in its own lane, so the
+// per-group scales are applied once per superblock, 16 groups at a time, instead of once per 64
+// columns. A tile holds, per superblock, the 8 units of its 4 rows (unit u of row r at (4u + r) 4S
+// bytes), then each row's 16 scale codes and 16 zero codes (32 bytes, padded with zeros in a short
+// superblock): one stream per thread instead of four rows and their scales read side by side. The
+// weights stream 1.43x faster so (one-row products over 24 layers of 1.4B-shaped int4 matrices,
+// 0.66 GB, two threads, alternating with the row layout in one process on the development machine:
+// 38.1 against 26.5 GB/s, the read ceiling 38.7): one sequential stream is what the memory keeps
+// up with; five interleaved ones left the cores waiting.
+// rf: [N, 3] float32 per row (step, zero_low, zero_step): a group's scale is code * step and its
+// zero zero_low + code * zero_step (quantize.Int4Quantized).
 // The activations are quantized per group of 64 (sx = max|x_g| / 127, each value within sx / 2 of
 // its own) into the same interleaved order (superblock step i: 4S bytes, byte 4j + c = column
 // 64 j + 4 i + c), and per group
 //   sum_k w_k x_k = s * sum_k code_k x_k + (zero - 8 s) * sum_k x_k,
 // the first sum over the rounded x (exact in int32), the second over x itself (float32).
-// A tile is R weight rows by T activation rows: each loaded unit of codes serves T rows of x and
-// each loaded x serves R weight rows (4 x 2 for prompts, 4 x 1 for decode: measured best here;
+// A tile is 4 weight rows by T activation rows: each loaded unit of codes serves T rows of x and
+// each loaded x serves 4 weight rows (T = 2 for prompts, 1 for decode: measured best here;
 // alternating 128- and 512-row products on the 1.4B shapes, 4 x 2 ran 3-10% faster than 4 x 3 and
 // 4 x 4, 15-30% faster than 2 x 4, 2 x 8, 8 x 2 or 1 x 16, whose sums and accumulators, with the
 // unpacked codes, do not fit the 32 vector registers or pay the unpacking for fewer products).
 // Plain loads where a whole vector is wanted: masked loads, which would do for both, left the
 // hardware prefetcher idle on the development machine (AMD; 14 against 23 GB/s streaming codes).
+constexpr int64_t INT4_TILE_ROWS = 4;
+constexpr int64_t INT4_PREFETCH_BYTES = 4096;  // decode: every line fetched into L2 this far ahead
+
+static inline int64_t int4_tile_bytes(int64_t K) { return INT4_TILE_ROWS * (K / 2 + 32 * ((K / 64 + 15) / 16)); }
+
 __attribute__((target("avx512f,avx512bw,avx512vl")))
 static inline __m512i load_bytes(const void* p, bool full, __mmask64 mask) {
   return full ? _mm512_loadu_si512(p) : _mm512_maskz_loadu_epi8(mask, p);
 }
 
-template <int R, int T>
+template <int T>
 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx512bf16")))
-static void int4_tile(const uint8_t* codes, const uint8_t* sz, const float* rf, const int8_t* xq, const float* sx,
-                      const float* xsum, uint16_t* y, int64_t n, int64_t t0, int64_t N, int64_t K) {
-  const int64_t G = K / 64, SB = (G + 15) / 16, row_bytes = K / 2;
+static void int4_tile(const uint8_t* tiles, const float* rf, const int8_t* xq, const float* sx, const float* xsum, uint16_t* y,
+                      int64_t n, int64_t t0, int64_t N, int64_t K) {
+  constexpr int R = INT4_TILE_ROWS;
+  const int64_t G = K / 64, SB = (G + 15) / 16;
   const __m512i low4 = _mm512_set1_epi8(0x0F);
   __m512 F[R][T];
   for (int r = 0; r < R; ++r)
     for (int t = 0; t < T; ++t) F[r][t] = _mm512_setzero_ps();
+  const uint8_t* p = tiles + (n / R) * int4_tile_bytes(K);
   for (int64_t sb = 0; sb < SB; ++sb) {
     const int64_t S = std::min<int64_t>(16, G - 16 * sb), bytes = 4 * S;
     const bool full = S == 16;
@@ -273,19 +288,17 @@ static void int4_tile(const uint8_t* codes, const uint8_t* sz, const float* rf, 
     __m512i I[R][T];
     for (int r = 0; r < R; ++r)
       for (int t = 0; t < T; ++t) I[r][t] = _mm512_setzero_si512();
-    const uint8_t* cb = codes + n * row_bytes + sb * 512;
     const int8_t* xb = xq + t0 * K + sb * 1024;
     for (int u = 0; u < 8; ++u) {
       // Each weight row's unit split into nibbles first, then every row of x read once per half
-      // and multiplied by all R rows: the 4 x 2 prompt tile so keeps its 8 sums, 8 accumulators and
-      // 8 code vectors in registers (10-16% faster than 4 x 4 loading x first, 128 and 512 rows).
+      // and multiplied by all 4 rows: the 4 x 2 prompt tile so keeps its sums and code vectors in
+      // registers (10-16% faster than 4 x 4 loading x first, 128 and 512 rows).
       __m512i lo[R], hi[R];
       for (int r = 0; r < R; ++r) {
-        const uint8_t* at = cb + r * row_bytes + u * bytes;
-        // Decode streams the codes from memory once: fetch four tiles ahead into L2 (the hardware
-        // prefetcher alone left this loop at half the read bandwidth; fetching into L1 two tiles
-        // ahead, 13 GB/s on 2 threads, into L2 four ahead 21-33 GB/s, measured here).
-        if (T == 1) _mm_prefetch((const char*)(at + 4 * R * row_bytes), _MM_HINT_T1);
+        const uint8_t* at = p + (u * R + r) * bytes;
+        // Decode streams the codes from memory once: each line fetched into L2 4 KB ahead (the
+        // hardware prefetcher alone streams this loop 0.82x as fast, measured here).
+        if (T == 1) _mm_prefetch((const char*)(at + INT4_PREFETCH_BYTES), _MM_HINT_T1);
         const __m512i v = load_bytes(at, full, mask);
         lo[r] = _mm512_and_si512(v, low4);
         hi[r] = _mm512_and_si512(_mm512_srli_epi16(v, 4), low4);
@@ -299,15 +312,17 @@ static void int4_tile(const uint8_t* codes, const uint8_t* sz, const float* rf, 
         for (int r = 0; r < R; ++r) I[r][t] = _mm512_dpbusd_epi32(I[r][t], hi[r], xh);
       }
     }
+    p += 8 * R * bytes;  // now the 4 rows' scale and zero codes
+    if (T == 1) {
+      _mm_prefetch((const char*)(p + INT4_PREFETCH_BYTES), _MM_HINT_T1);
+      _mm_prefetch((const char*)(p + 64 + INT4_PREFETCH_BYTES), _MM_HINT_T1);
+    }
     for (int r = 0; r < R; ++r) {
-      const uint8_t* p = sz + ((n + r) * SB + sb) * 32;
+      const uint8_t* codes = p + 32 * r;
       const float* f = rf + (n + r) * 3;
-      // The scales are a second stream: fetched four tiles ahead too, or each tile waits for its
-      // scales from memory (a 1.4B int4 layer's decode step 5-8% faster, paired runs here).
-      if (T == 1) _mm_prefetch((const char*)(p + 4 * R * SB * 32), _MM_HINT_T1);
-      const __m512 s = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i*)p))), _mm512_set1_ps(f[0]));
+      const __m512 s = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i*)codes))), _mm512_set1_ps(f[0]));
       const __m512 z = _mm512_add_ps(_mm512_set1_ps(f[1]),
-                                     _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i*)(p + 16)))), _mm512_set1_ps(f[2])));
+                                     _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i*)(codes + 16)))), _mm512_set1_ps(f[2])));
       const __m512 o = _mm512_fnmadd_ps(_mm512_set1_ps(8.f), s, z);
       for (int t = 0; t < T; ++t) {
         const float* sxp = sx + (t0 + t) * SB * 16 + sb * 16;
@@ -316,6 +331,7 @@ static void int4_tile(const uint8_t* codes, const uint8_t* sz, const float* rf, 
         F[r][t] = _mm512_fmadd_ps(o, _mm512_loadu_ps(xsp), F[r][t]);
       }
     }
+    p += 32 * R;
   }
   for (int r = 0; r < R; ++r)
     for (int t = 0; t < T; ++t) y[(t0 + t) * N + n + r] = bf16_bits(_mm512_reduce_add_ps(F[r][t]));
@@ -398,27 +414,25 @@ static void row_products(const RowProduct* ps, int count, const uint16_t* x, int
       if (p.kind == 0) bf16_rows(static_cast<const uint16_t*>(p.w), x, p.y, n0, n1, K);
       else if (p.kind == 1) int8_rows(static_cast<const int8_t*>(p.w), xa, xn, xsc, static_cast<const float*>(p.a), p.y, n0, n1, K);
       else
-        for (int64_t n = n0; n < n1; n += 4)  // int4 rows come in fours (the callers check)
-          int4_tile<4, 1>(static_cast<const uint8_t*>(p.w), static_cast<const uint8_t*>(p.a), static_cast<const float*>(p.b), gxq, gsx, gxs,
-                          p.y, n, 0, p.N, K);
+        for (int64_t n = n0; n < n1; n += INT4_TILE_ROWS)  // int4 rows come in whole tiles (the callers check)
+          int4_tile<1>(static_cast<const uint8_t*>(p.w), static_cast<const float*>(p.a), gxq, gsx, gxs, p.y, n, 0, p.N, K);
     }
   });
 }
 
-// x [M, K] bf16, codes [N, K/2] uint8 (interleaved layout), sz [N, SB, 32] uint8, rf [N, 3] float32 -> [M, N] bf16.
-torch::Tensor matmul_int4(torch::Tensor x, torch::Tensor codes, torch::Tensor sz, torch::Tensor rf) {
-  const int64_t M = x.size(0), K = x.size(1), N = codes.size(0), G = K / 64, SB = (G + 15) / 16;
-  TORCH_CHECK(K % 64 == 0 && N % 4 == 0 && x.is_contiguous() && codes.is_contiguous() && sz.is_contiguous() && codes.size(1) == K / 2
-              && sz.scalar_type() == torch::kUInt8 && sz.numel() == N * SB * 32 && rf.is_contiguous()
+// x [M, K] bf16, tiles [N/4, int4_tile_bytes(K)] uint8 (quantize.tile_int4), rf [N, 3] float32 -> [M, N] bf16.
+torch::Tensor matmul_int4(torch::Tensor x, torch::Tensor tiles, torch::Tensor rf) {
+  const int64_t M = x.size(0), K = x.size(1), N = rf.size(0), G = K / 64, SB = (G + 15) / 16;
+  TORCH_CHECK(K % 64 == 0 && N % INT4_TILE_ROWS == 0 && x.is_contiguous() && tiles.is_contiguous() && tiles.scalar_type() == torch::kUInt8
+              && tiles.dim() == 2 && tiles.size(0) == N / INT4_TILE_ROWS && tiles.size(1) == int4_tile_bytes(K) && rf.is_contiguous()
               && rf.scalar_type() == torch::kFloat && rf.numel() == N * 3, "matmul_int4: unsupported shape");
   auto out = torch::empty({M, N}, x.options());  // bf16, each output rounded once
   const auto* xp = reinterpret_cast<const uint16_t*>(x.data_ptr());
-  const auto* cp = codes.data_ptr<uint8_t>();
-  const auto* sp = sz.data_ptr<uint8_t>();
+  const auto* cp = tiles.data_ptr<uint8_t>();
   const auto* fp = rf.data_ptr<float>();
   auto* yp = reinterpret_cast<uint16_t*>(out.data_ptr());
   if (M == 1) {
-    const RowProduct product{2, cp, sp, fp, N, yp};
+    const RowProduct product{2, cp, fp, nullptr, N, yp};
     row_products(&product, 1, xp, K);
     return out;
   }
@@ -430,11 +444,11 @@ torch::Tensor matmul_int4(torch::Tensor x, torch::Tensor codes, torch::Tensor sz
   const int8_t* qp = xq.data_ptr<int8_t>();
   const float* sxp = sx.data_ptr<float>();
   const float* xsp = xs.data_ptr<float>();
-  at::parallel_for(0, N / 4, 1, [&](int64_t b0, int64_t b1) {
+  at::parallel_for(0, N / INT4_TILE_ROWS, 1, [&](int64_t b0, int64_t b1) {
     for (int64_t b = b0; b < b1; ++b) {
       int64_t t = 0;
-      for (; t + 2 <= M; t += 2) int4_tile<4, 2>(cp, sp, fp, qp, sxp, xsp, yp, b * 4, t, N, K);
-      for (; t < M; ++t) int4_tile<4, 1>(cp, sp, fp, qp, sxp, xsp, yp, b * 4, t, N, K);
+      for (; t + 2 <= M; t += 2) int4_tile<2>(cp, fp, qp, sxp, xsp, yp, b * INT4_TILE_ROWS, t, N, K);
+      for (; t < M; ++t) int4_tile<1>(cp, fp, qp, sxp, xsp, yp, b * INT4_TILE_ROWS, t, N, K);
     }
   });
   return out;
@@ -851,13 +865,17 @@ struct DecodeLayer {
     for (const auto& w : norms) TORCH_CHECK(w.is_contiguous() && w.scalar_type() == torch::kBFloat16 && w.numel() == hidden, "DecodeLayer: norm weights");
     for (int p = 0; p < 7; ++p) {
       const auto& t = weights[3 * p];
-      TORCH_CHECK(t.is_contiguous() && kinds[p] >= 0 && kinds[p] <= 2, "DecodeLayer: product weights");
+      const int64_t K = in_features(p);
+      TORCH_CHECK(t.is_contiguous() && t.dim() == 2 && kinds[p] >= 0 && kinds[p] <= 2
+                  && (kinds[p] == 2 ? t.size(1) == int4_tile_bytes(K) && out_features(p) % INT4_TILE_ROWS == 0 : t.size(1) == K),
+                  "DecodeLayer: product weights");
     }
   }
 
-  int64_t out_features(int p) const { return weights[3 * p].size(0); }
+  // Rows of product p (q, k, v, o, gate, up, down): an int4 weight is tiles of 4 rows, its row factors one per row.
+  int64_t out_features(int p) const { return kinds[p] == 2 ? weights[3 * p + 1].size(0) : weights[3 * p].size(0); }
 
-  int64_t in_features(int p) const { return weights[3 * p].size(1) * (kinds[p] == 2 ? 2 : 1); }
+  int64_t in_features(int p) const { return p == 3 ? heads * head_dim : p == 6 ? intermediate : hidden; }
 
   // Products of one input row (q, k and v; gate and up; o; down), together (row_products).
   void products(std::initializer_list<int> ps, const uint16_t* x, std::initializer_list<uint16_t*> ys) const {
@@ -983,7 +1001,7 @@ def clear_stale_build_lock(build_dir: Path, now: float | None = None) -> bool:
           file=sys.stderr, flush=True)
     lock.unlink(missing_ok=True)
     return True
-EXTENSION = "lantern_kernels_v39"
+EXTENSION = "lantern_kernels_v42"
 """The compiled module's name: a new name whenever _SOURCE changes, so no stale build is loaded."""
 
 
@@ -1040,12 +1058,12 @@ def matmul_int8(x: torch.Tensor, codes: torch.Tensor, scale: torch.Tensor, block
     return native().matmul_int8(x, codes, scale, block_sums)
 
 
-def matmul_int4(x: torch.Tensor, codes: torch.Tensor, superblock_codes: torch.Tensor, row_factors: torch.Tensor) -> torch.Tensor:
-    """x [M, K] bf16 times int4 weights in Lantern's layout (quantize.pack_int4; scale and zero codes
-    as quantize.superblock_codes lays them out, with their rows' grids, quantize.Int4Quantized)
-    -> [M, N] bf16; x is quantized to int8 per group of 64 columns (each value within max|x_g|/254
-    of its own). One row (decode) or many (prompts)."""
-    return native().matmul_int4(x, codes, superblock_codes, row_factors)
+def matmul_int4(x: torch.Tensor, tiles: torch.Tensor, row_factors: torch.Tensor) -> torch.Tensor:
+    """x [M, K] bf16 times int4 weights in Lantern's layout (quantize.tile_int4: codes with their
+    scale and zero codes, in tiles of 4 rows; the rows' grids in row_factors [N, 3], see
+    quantize.Int4Quantized) -> [M, N] bf16; x is quantized to int8 per group of 64 columns (each
+    value within max|x_g|/254 of its own). One row (decode) or many (prompts)."""
+    return native().matmul_int4(x, tiles, row_factors)
 
 
 class GemvLinear(nn.Linear):
@@ -1141,7 +1159,7 @@ def _product_tensors(linear: nn.Module) -> tuple[int, list[torch.Tensor]] | None
     if type(linear) is Int8Linear and linear.in_features % 256 == 0 and linear.weight_int8.is_contiguous():
         return 1, [linear.weight_int8, linear._scale_f32(), empty]
     if type(linear) is Int4Linear and linear.backend == "native" and linear.in_features % 64 == 0 and linear.out_features % 4 == 0:
-        return 2, [linear.weight_int4, linear.superblock_codes, linear.row_factors]
+        return 2, [linear.weight_int4, linear.row_factors, empty]
     return None
 
 

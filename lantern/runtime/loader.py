@@ -283,8 +283,9 @@ def quant_artifact(snapshot: Path, mode: str) -> Path:
     # "-v2": int8 artifacts written before write_safetensors were unaligned, and every unaligned
     # tensor had to be copied out of the mapping (twice the memory); those are made again once.
     # int4 "-v2": the codes' layout changed to the VNNI kernel's (quantize.pack_int4); "-v3": scales
-    # and zeros became 8-bit codes on per-row grids (quantize.Int4Quantized).
-    name = "model-int8-v2.safetensors" if mode == "int8" else f"model-int4-g{INT4_GROUP}-v3.safetensors"
+    # and zeros became 8-bit codes on per-row grids (quantize.Int4Quantized); "-v4": codes and their
+    # scale codes stored together in tiles of 4 rows (quantize.tile_int4).
+    name = "model-int8-v2.safetensors" if mode == "int8" else f"model-int4-g{INT4_GROUP}-v4.safetensors"
     return default_home() / "quantized" / hashlib.sha1(key.encode()).hexdigest()[:16] / name
 
 

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lantern.runtime.kernels import GemvLinear, cpu_has_avx512_bf16, gemv_bf16, gemv_int8, install, matmul_int4, matmul_int8, native
-from lantern.runtime.quantize import dequantize_int4, pack_int4, quantize_int4, quantize_weight, superblock_codes
+from lantern.runtime.quantize import dequantize_int4, quantize_int4, quantize_weight, tile_int4
 
 pytestmark = pytest.mark.skipif(not cpu_has_avx512_bf16() or shutil.which("c++") is None,
                                 reason="no AVX-512 BF16 and VNNI, or no C++ compiler: the kernels are not used here")
@@ -64,11 +64,11 @@ def test_int4_kernel_matches_the_reference_within_its_activation_rounding(n, k, 
     codes, scale, zero = quantized.codes, quantized.scale(), quantized.zero()
     weights = dequantize_int4(quantized).double()
     x = torch.randn(m, k, generator=generator).to(torch.bfloat16)
-    packed, scales = pack_int4(codes), superblock_codes(quantized.scale_codes, quantized.zero_codes)
-    out = matmul_int4(x, packed, scales, quantized.row_factors)
+    tiles = tile_int4(quantized)
+    out = matmul_int4(x, tiles, quantized.row_factors)
     assert out.dtype == torch.bfloat16 and out.shape == (m, n)
     for row in range(m):  # a prompt's tiles sum each output in the order decode's single row does
-        assert torch.equal(out[row], matmul_int4(x[row : row + 1], packed, scales, quantized.row_factors)[0])
+        assert torch.equal(out[row], matmul_int4(x[row : row + 1], tiles, quantized.row_factors)[0])
     exact = x.double() @ weights.T
     groups = x.float().reshape(m, -1, 64)
     peak = groups.abs().amax(dim=-1, keepdim=True)

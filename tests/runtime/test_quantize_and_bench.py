@@ -19,7 +19,7 @@ from lantern.runtime.model import OuroForCausalLM
 from lantern.runtime.kernels import native
 from lantern.runtime.quantize import (
     CLIP_RATIOS, MATRIX_KERNEL_ROWS, Int4Linear, Int8Linear, apply, dequantize_int4, pack_int4, plan, quantize, quantize_int4,
-    quantize_weight, unpack_int4,
+    quantize_weight, tile_int4, unpack_int4, untile_int4,
 )
 
 # Every projection fits int4 (widths multiples of 64), unlike the "tiny" preset whose MLP is 160 wide.
@@ -93,6 +93,25 @@ def test_int4_layout_round_trips(width):
     # byte 4j + c of unit u: column 8u + c of group j low, column 8u + 4 + c high
     assert byte(0, 0, 0) == column(0, 0) | column(0, 4) << 4
     assert byte(3, 2, 1) == column(2, 25) | column(2, 29) << 4
+
+
+@pytest.mark.parametrize("width", [192, 2048, 1088])
+def test_int4_tiles_round_trip_and_keep_a_tile_in_one_run(width):
+    quantized = quantize_int4(torch.randn(32, width) * 0.05)
+    tiles = tile_int4(quantized)
+    superblocks = -(-width // 1024)
+    assert tiles.shape == (8, 4 * (width // 2 + 32 * superblocks)) and tiles.dtype == torch.uint8
+    back = untile_int4(tiles, width, quantized.row_factors)
+    for original, restored in zip(quantized, back):
+        assert torch.equal(original, restored)
+    # Tile 1 (rows 4-7) starts with unit 0 of each of its rows, in order, then unit 1 of each.
+    packed, groups = pack_int4(quantized.codes), min(16, width // 64)
+    unit = 4 * groups
+    assert torch.equal(tiles[1, :unit], packed[4, :unit]) and torch.equal(tiles[1, unit:2 * unit], packed[5, :unit])
+    assert torch.equal(tiles[1, 4 * unit:5 * unit], packed[4, unit:2 * unit])
+    # After the first superblock's 8 units of 4 rows: row 4's 16 scale codes, then its zero codes.
+    scales = tiles[1, 32 * unit:32 * unit + 32]
+    assert torch.equal(scales[:groups], quantized.scale_codes[4, :groups]) and torch.equal(scales[16:16 + groups], quantized.zero_codes[4, :groups])
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
