@@ -254,14 +254,17 @@ torch::Tensor gemv_int8(torch::Tensor x, torch::Tensor codes, torch::Tensor scal
 //   sum_k w_k x_k = s * sum_k code_k x_k + (zero - 8 s) * sum_k x_k,
 // the first sum over the rounded x (exact in int32), the second over x itself (float32).
 // A tile is 4 weight rows by T activation rows: each loaded unit of codes serves T rows of x and
-// each loaded x serves 4 weight rows (T = 2 for prompts, 1 for decode: measured best here;
-// alternating 128- and 512-row products on the 1.4B shapes, 4 x 2 ran 3-10% faster than 4 x 3 and
-// 4 x 4, 15-30% faster than 2 x 4, 2 x 8, 8 x 2 or 1 x 16, whose sums and accumulators, with the
-// unpacked codes, do not fit the 32 vector registers or pay the unpacking for fewer products).
+// each loaded x serves 4 weight rows (T = 3 for prompts, then 2 and 1 for what is left; 1 for
+// decode). The float sums, touched once per superblock, live in memory so that the integer sums and
+// unpacked codes keep the 32 vector registers: so 4 x 3 ran 4-7% faster than 4 x 2 with its float
+// sums in registers (alternating 128- and 512-row products on the 1.4B shapes, 2026-12-03; 4 x 4
+// 1.03x, 4 x 8 0.59x), which had been 3-10% faster than 4 x 3 and 4 x 4 with every sum in
+// registers, and 15-30% faster than 2 x 4, 2 x 8, 8 x 2 or 1 x 16.
 // Plain loads where a whole vector is wanted: masked loads, which would do for both, left the
 // hardware prefetcher idle on the development machine (AMD; 14 against 23 GB/s streaming codes).
 constexpr int64_t INT4_TILE_ROWS = 4;
-constexpr int64_t INT4_PREFETCH_BYTES = 4096;  // decode: every line fetched into L2 this far ahead
+constexpr int64_t INT4_PREFETCH_BYTES = 4096;
+constexpr int INT4_PROMPT_ROWS = 3;  // rows of x per prompt tile (see above)  // decode: every line fetched into L2 this far ahead
 
 static inline int64_t int4_tile_bytes(int64_t K) { return INT4_TILE_ROWS * (K / 2 + 32 * ((K / 64 + 15) / 16)); }
 
@@ -277,9 +280,9 @@ static void int4_tile(const uint8_t* tiles, const float* rf, const int8_t* xq, c
   constexpr int R = INT4_TILE_ROWS;
   const int64_t G = K / 64, SB = (G + 15) / 16;
   const __m512i low4 = _mm512_set1_epi8(0x0F);
-  __m512 F[R][T];
+  alignas(64) float F[R][T][16];  // touched once per superblock: may live in memory, the sums I need the registers
   for (int r = 0; r < R; ++r)
-    for (int t = 0; t < T; ++t) F[r][t] = _mm512_setzero_ps();
+    for (int t = 0; t < T; ++t) _mm512_store_ps(F[r][t], _mm512_setzero_ps());
   const uint8_t* p = tiles + (n / R) * int4_tile_bytes(K);
   for (int64_t sb = 0; sb < SB; ++sb) {
     const int64_t S = std::min<int64_t>(16, G - 16 * sb), bytes = 4 * S;
@@ -291,8 +294,8 @@ static void int4_tile(const uint8_t* tiles, const float* rf, const int8_t* xq, c
     const int8_t* xb = xq + t0 * K + sb * 1024;
     for (int u = 0; u < 8; ++u) {
       // Each weight row's unit split into nibbles first, then every row of x read once per half
-      // and multiplied by all 4 rows: the 4 x 2 prompt tile so keeps its sums and code vectors in
-      // registers (10-16% faster than 4 x 4 loading x first, 128 and 512 rows).
+      // and multiplied by all 4 rows: the prompt tile so keeps its sums and code vectors in
+      // registers (4 x 2: 10-16% faster than 4 x 4 loading x first, 128 and 512 rows).
       __m512i lo[R], hi[R];
       for (int r = 0; r < R; ++r) {
         const uint8_t* at = p + (u * R + r) * bytes;
@@ -327,14 +330,14 @@ static void int4_tile(const uint8_t* tiles, const float* rf, const int8_t* xq, c
       for (int t = 0; t < T; ++t) {
         const float* sxp = sx + (t0 + t) * SB * 16 + sb * 16;
         const float* xsp = xsum + (t0 + t) * SB * 16 + sb * 16;
-        F[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(I[r][t]), _mm512_mul_ps(s, _mm512_loadu_ps(sxp)), F[r][t]);
-        F[r][t] = _mm512_fmadd_ps(o, _mm512_loadu_ps(xsp), F[r][t]);
+        const __m512 acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(I[r][t]), _mm512_mul_ps(s, _mm512_loadu_ps(sxp)), _mm512_load_ps(F[r][t]));
+        _mm512_store_ps(F[r][t], _mm512_fmadd_ps(o, _mm512_loadu_ps(xsp), acc));
       }
     }
     p += 32 * R;
   }
   for (int r = 0; r < R; ++r)
-    for (int t = 0; t < T; ++t) y[(t0 + t) * N + n + r] = bf16_bits(_mm512_reduce_add_ps(F[r][t]));
+    for (int t = 0; t < T; ++t) y[(t0 + t) * N + n + r] = bf16_bits(_mm512_reduce_add_ps(_mm512_load_ps(F[r][t])));
 }
 
 // Rows of bf16 activations -> int8 per group of 64 in the interleaved order, with scales and sums.
@@ -447,6 +450,7 @@ torch::Tensor matmul_int4(torch::Tensor x, torch::Tensor tiles, torch::Tensor rf
   at::parallel_for(0, N / INT4_TILE_ROWS, 1, [&](int64_t b0, int64_t b1) {
     for (int64_t b = b0; b < b1; ++b) {
       int64_t t = 0;
+      for (; t + INT4_PROMPT_ROWS <= M; t += INT4_PROMPT_ROWS) int4_tile<INT4_PROMPT_ROWS>(cp, fp, qp, sxp, xsp, yp, b * INT4_TILE_ROWS, t, N, K);
       for (; t + 2 <= M; t += 2) int4_tile<2>(cp, fp, qp, sxp, xsp, yp, b * INT4_TILE_ROWS, t, N, K);
       for (; t < M; ++t) int4_tile<1>(cp, fp, qp, sxp, xsp, yp, b * INT4_TILE_ROWS, t, N, K);
     }
@@ -1001,7 +1005,7 @@ def clear_stale_build_lock(build_dir: Path, now: float | None = None) -> bool:
           file=sys.stderr, flush=True)
     lock.unlink(missing_ok=True)
     return True
-EXTENSION = "lantern_kernels_v42"
+EXTENSION = "lantern_kernels_v43"
 """The compiled module's name: a new name whenever _SOURCE changes, so no stale build is loaded."""
 
 
