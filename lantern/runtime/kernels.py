@@ -215,7 +215,7 @@ static void int8_row_for_gemv(const uint16_t* x, int64_t K, uint8_t* xabs, uint6
 // once), 2 int4 (w: tiles in Lantern's layout, quantize.tile_int4, a: row factors); N rows into y.
 struct RowProduct {
   int kind;
-  const void *w, *a, *b;
+  const void *w, *a;
   int64_t N;
   uint16_t* y;
 };
@@ -225,7 +225,7 @@ torch::Tensor gemv_int8(torch::Tensor x, torch::Tensor codes, torch::Tensor scal
   const int64_t N = codes.size(0), K = x.size(0);
   TORCH_CHECK(K % 256 == 0 && codes.size(1) == K && scale.scalar_type() == torch::kFloat, "gemv_int8: unsupported shape");
   auto out = torch::empty({N}, x.options());
-  const RowProduct product{1, codes.data_ptr<int8_t>(), scale.data_ptr<float>(), nullptr, N, reinterpret_cast<uint16_t*>(out.data_ptr())};
+  const RowProduct product{1, codes.data_ptr<int8_t>(), scale.data_ptr<float>(), N, reinterpret_cast<uint16_t*>(out.data_ptr())};
   row_products(&product, 1, reinterpret_cast<const uint16_t*>(x.data_ptr()), K);
   return out;
 }
@@ -263,8 +263,8 @@ torch::Tensor gemv_int8(torch::Tensor x, torch::Tensor codes, torch::Tensor scal
 // Plain loads where a whole vector is wanted: masked loads, which would do for both, left the
 // hardware prefetcher idle on the development machine (AMD; 14 against 23 GB/s streaming codes).
 constexpr int64_t INT4_TILE_ROWS = 4;
-constexpr int64_t INT4_PREFETCH_BYTES = 4096;
-constexpr int INT4_PROMPT_ROWS = 3;  // rows of x per prompt tile (see above)  // decode: every line fetched into L2 this far ahead
+constexpr int64_t INT4_PREFETCH_BYTES = 4096;  // decode: every line fetched into L2 this far ahead
+constexpr int INT4_PROMPT_ROWS = 3;  // rows of x per prompt tile (see above)
 
 static inline int64_t int4_tile_bytes(int64_t K) { return INT4_TILE_ROWS * (K / 2 + 32 * ((K / 64 + 15) / 16)); }
 
@@ -435,7 +435,7 @@ torch::Tensor matmul_int4(torch::Tensor x, torch::Tensor tiles, torch::Tensor rf
   const auto* fp = rf.data_ptr<float>();
   auto* yp = reinterpret_cast<uint16_t*>(out.data_ptr());
   if (M == 1) {
-    const RowProduct product{2, cp, fp, nullptr, N, yp};
+    const RowProduct product{2, cp, fp, N, yp};
     row_products(&product, 1, xp, K);
     return out;
   }
@@ -766,7 +766,7 @@ torch::Tensor rope_bf16(torch::Tensor x, torch::Tensor cos, torch::Tensor sin) {
 
 torch::Tensor gemv_bf16(torch::Tensor x, torch::Tensor w) {
   auto out = torch::empty({w.size(0)}, x.options());
-  const RowProduct product{0, w.data_ptr(), nullptr, nullptr, w.size(0), reinterpret_cast<uint16_t*>(out.data_ptr())};
+  const RowProduct product{0, w.data_ptr(), nullptr, w.size(0), reinterpret_cast<uint16_t*>(out.data_ptr())};
   row_products(&product, 1, reinterpret_cast<const uint16_t*>(x.data_ptr()), w.size(1));  // x [K], w [N, K] bf16, contiguous
   return out;
 }
@@ -822,7 +822,7 @@ torch::Tensor silu_mul_bf16(torch::Tensor g, torch::Tensor u) {
 // each result rounded to bf16 where the module's is (SwiGLU's middle by silu_mul_bf16's loop, as
 // NativeMLP computes it), so the layer is the native modules' result bit for bit.
 // Products (q, k, v, o, gate, up, down): kind 0 bf16 (weight), 1 int8 (codes, float32 scale per
-// row), 2 int4 (codes, superblock codes, row factors), three tensors each (unused ones empty).
+// row), 2 int4 (tiles, row factors), two tensors each (an unused one empty).
 static bool layer_timing_on = false;
 static double layer_seconds[3] = {0.0, 0.0, 0.0};  // products, attention, norms and elementwise
 
@@ -862,13 +862,13 @@ struct DecodeLayer {
   DecodeLayer(std::vector<torch::Tensor> norms_, std::vector<int64_t> kinds_, std::vector<torch::Tensor> weights_, double eps_,
               int64_t heads_, int64_t kv_heads_, int64_t head_dim_)
       : norms(norms_), kinds(kinds_), weights(weights_), eps(eps_), heads(heads_), kv_heads(kv_heads_), head_dim(head_dim_) {
-    TORCH_CHECK(norms.size() == 4 && kinds.size() == 7 && weights.size() == 21 && head_dim % 32 == 0 && heads % kv_heads == 0,
+    TORCH_CHECK(norms.size() == 4 && kinds.size() == 7 && weights.size() == 14 && head_dim % 32 == 0 && heads % kv_heads == 0,
                 "DecodeLayer: unsupported layer");
     hidden = norms[0].numel();
     intermediate = out_features(4);
     for (const auto& w : norms) TORCH_CHECK(w.is_contiguous() && w.scalar_type() == torch::kBFloat16 && w.numel() == hidden, "DecodeLayer: norm weights");
     for (int p = 0; p < 7; ++p) {
-      const auto& t = weights[3 * p];
+      const auto& t = weights[2 * p];
       const int64_t K = in_features(p);
       TORCH_CHECK(t.is_contiguous() && t.dim() == 2 && kinds[p] >= 0 && kinds[p] <= 2
                   && (kinds[p] == 2 ? t.size(1) == int4_tile_bytes(K) && out_features(p) % INT4_TILE_ROWS == 0 : t.size(1) == K),
@@ -877,7 +877,7 @@ struct DecodeLayer {
   }
 
   // Rows of product p (q, k, v, o, gate, up, down): an int4 weight is tiles of 4 rows, its row factors one per row.
-  int64_t out_features(int p) const { return kinds[p] == 2 ? weights[3 * p + 1].size(0) : weights[3 * p].size(0); }
+  int64_t out_features(int p) const { return kinds[p] == 2 ? weights[2 * p + 1].size(0) : weights[2 * p].size(0); }
 
   int64_t in_features(int p) const { return p == 3 ? heads * head_dim : p == 6 ? intermediate : hidden; }
 
@@ -887,9 +887,8 @@ struct DecodeLayer {
     RowProduct list[3];
     int count = 0;
     for (const int p : ps) {
-      const torch::Tensor* t = &weights[3 * p];
-      list[count] = RowProduct{(int)kinds[p], t[0].data_ptr(), t[1].numel() ? t[1].data_ptr() : nullptr,
-                               t[2].numel() ? t[2].data_ptr() : nullptr, out_features(p), ys.begin()[count]};
+      const torch::Tensor* t = &weights[2 * p];
+      list[count] = RowProduct{(int)kinds[p], t[0].data_ptr(), t[1].numel() ? t[1].data_ptr() : nullptr, out_features(p), ys.begin()[count]};
       ++count;
     }
     row_products(list, count, x, in_features(*ps.begin()));
@@ -1005,7 +1004,7 @@ def clear_stale_build_lock(build_dir: Path, now: float | None = None) -> bool:
           file=sys.stderr, flush=True)
     lock.unlink(missing_ok=True)
     return True
-EXTENSION = "lantern_kernels_v43"
+EXTENSION = "lantern_kernels_v45"
 """The compiled module's name: a new name whenever _SOURCE changes, so no stale build is loaded."""
 
 
@@ -1154,16 +1153,16 @@ class NativeBlock(Block):
 
 
 def _product_tensors(linear: nn.Module) -> tuple[int, list[torch.Tensor]] | None:
-    """(kind, three tensors) of a projection for DecodeLayer, or None when it has no native decode kernel."""
+    """(kind, two tensors) of a projection for DecodeLayer, or None when it has no native decode kernel."""
     from lantern.runtime.quantize import Int4Linear, Int8Linear
 
     empty = torch.empty(0)
     if type(linear) is GemvLinear and linear.bias is None and linear.weight.dtype == torch.bfloat16 and linear.weight.is_contiguous():
-        return 0, [linear.weight, empty, empty]
+        return 0, [linear.weight, empty]
     if type(linear) is Int8Linear and linear.in_features % 256 == 0 and linear.weight_int8.is_contiguous():
-        return 1, [linear.weight_int8, linear._scale_f32(), empty]
+        return 1, [linear.weight_int8, linear._scale_f32()]
     if type(linear) is Int4Linear and linear.backend == "native" and linear.in_features % 64 == 0 and linear.out_features % 4 == 0:
-        return 2, [linear.weight_int4, linear.row_factors, empty]
+        return 2, [linear.weight_int4, linear.row_factors]
     return None
 
 

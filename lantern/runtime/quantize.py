@@ -262,7 +262,8 @@ def unpack_int4(packed: torch.Tensor) -> torch.Tensor:
 def superblock_codes(scale_codes: torch.Tensor, zero_codes: torch.Tensor) -> torch.Tensor:
     """scale and zero codes [N, K/64] uint8 -> [N, superblocks, 32] uint8: per superblock of
     pack_int4, the 16 groups' scale codes, then their zero codes (a short last superblock padded
-    with zeros), as kernels.matmul_int4 loads them: 32 bytes, widened to two vectors of 16."""
+    with zeros), as tile_int4 stores them after each superblock's codes: 32 bytes, which
+    kernels.matmul_int4 widens to two vectors of 16."""
     n, groups = scale_codes.shape
     blocks = -(-groups // SUPERBLOCK_GROUPS)
     padded = torch.zeros(n, blocks * SUPERBLOCK_GROUPS, 2, dtype=torch.uint8)
