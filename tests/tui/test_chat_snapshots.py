@@ -117,7 +117,7 @@ async def ready(pilot):
 
 async def settled(pilot, timeout: float = 60.0):
     """The answer is over and the layout has caught up with it (rows re-wrap, the view scrolls to
-    its anchor): the screen is the same picture in three looks in a row, 0.2 s apart. A fixed
+    its anchor): the screen is the same picture in four looks in a row, 0.2 s apart. A fixed
     number of pauses was not enough on a loaded machine (fresh-clone CI runs saw the answered
     screen one layout early twice), so this waits on what the snapshot itself will record."""
     await finished(pilot)
