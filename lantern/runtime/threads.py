@@ -22,10 +22,13 @@ import time
 
 import torch
 
-CLEARLY_FASTER = 1.25
+CLEARLY_FASTER = 1.12
 """More threads must beat fewer by this factor to be chosen. The stakes are lopsided: on the
-development machine 2 threads were at best about 1.3x faster than 1 for decode-sized products when
-it was idle, and 3-10x slower when another process took a core, so a narrow win goes to fewer."""
+development machine 2 threads were 3-10x slower than 1 for decode-sized products when another
+process took a core, so a narrow win goes to fewer. But idle, 2 threads were only about 1.3x faster
+(twelve measurements in a row, 2026-12-03: 1.15-1.88x, median 1.33x), so the 1.25 used before
+chose 1 thread in 2 of those 12, and a whole benchmark run once ran bf16 decode on 1 thread at 0.64
+of the read ceiling; 1.12 still refuses every contended measurement seen."""
 
 
 def candidates() -> list[int]:
