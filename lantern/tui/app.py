@@ -268,14 +268,22 @@ class LanternChat(App):
 
     async def on_answer_revised(self, message: m.AnswerRevised) -> None:
         if view := self._current(message):
+            conversation = self.query_one(Conversation)
+            following = conversation.at_newest()
             await view.revise(message.event)
+            if following:
+                conversation.catch_up()
 
     async def on_answer_finished(self, message: m.AnswerFinished) -> None:
         view = self._current(message)
         if view is None:
             return
         answer = message.event.answer
+        conversation = self.query_one(Conversation)
+        following = conversation.at_newest()
         await view.finish(answer)
+        if following:
+            conversation.catch_up()
         self.running = False
         self.query_one(StageBar).end(answer.status, answer.timings)
         status = self.query_one(StatusBar)

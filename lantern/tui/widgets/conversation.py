@@ -40,6 +40,16 @@ class Conversation(VerticalScroll, can_focus=True):
         self.mount_all(views, before=asked[0] if asked else None)
         self.anchor()
 
+    def at_newest(self) -> bool:
+        """Whether the view shows the newest text (the user has not scrolled up)."""
+        return self.scroll_y >= self.max_scroll_y - 1
+
+    def catch_up(self) -> None:
+        """Scroll to the newest text once the layout has caught up with a change. The anchor alone
+        did not always follow the last growth of an answer (its claims table, the struck claims):
+        on a loaded machine the view sometimes stayed a few rows short of the end."""
+        self.scroll_end(animate=False)
+
     def clear(self) -> None:
         self.remove_children()
         self.mount(Static(WELCOME, classes="welcome"))
