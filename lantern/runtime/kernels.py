@@ -1161,7 +1161,7 @@ def _product_tensors(linear: nn.Module) -> tuple[int, list[torch.Tensor]] | None
         return 0, [linear.weight, empty]
     if type(linear) is Int8Linear and linear.in_features % 256 == 0 and linear.weight_int8.is_contiguous():
         return 1, [linear.weight_int8, linear._scale_f32()]
-    if type(linear) is Int4Linear and linear.backend == "native" and linear.in_features % 64 == 0 and linear.out_features % 4 == 0:
+    if type(linear) is Int4Linear and linear.backend == "native":  # whole tiles and groups by construction (int4_fits, tile_int4)
         return 2, [linear.weight_int4, linear.row_factors]
     return None
 

@@ -266,24 +266,24 @@ class LanternChat(App):
         if view := self._current(message):
             view.note(message.event.text)
 
+    async def _keeping_the_newest_in_view(self, change) -> None:
+        """Await a change to the answer; a conversation that showed the newest text still does after it."""
+        conversation = self.query_one(Conversation)
+        following = conversation.at_newest()
+        await change
+        if following:
+            conversation.catch_up()
+
     async def on_answer_revised(self, message: m.AnswerRevised) -> None:
         if view := self._current(message):
-            conversation = self.query_one(Conversation)
-            following = conversation.at_newest()
-            await view.revise(message.event)
-            if following:
-                conversation.catch_up()
+            await self._keeping_the_newest_in_view(view.revise(message.event))
 
     async def on_answer_finished(self, message: m.AnswerFinished) -> None:
         view = self._current(message)
         if view is None:
             return
         answer = message.event.answer
-        conversation = self.query_one(Conversation)
-        following = conversation.at_newest()
-        await view.finish(answer)
-        if following:
-            conversation.catch_up()
+        await self._keeping_the_newest_in_view(view.finish(answer))
         self.running = False
         self.query_one(StageBar).end(answer.status, answer.timings)
         status = self.query_one(StatusBar)
