@@ -12,9 +12,9 @@ only the order of the additions differs.
 Quantized weights are never widened to floats: the activations are rounded to int8 instead (per
 block of 256 columns for int8 weights, per group of 64 for int4, each value within half a step of
 its own) and VNNI (`vpdpbusd`) multiplies bytes by bytes, 64 pairs per instruction. `gemv_int8`
-serves one row; `matmul_int8` and `matmul_int4` serve prompts (many rows, in tiles that reuse each
-loaded weight for several rows of x, faster than converting the weights for PyTorch's bf16 matrix
-kernel), and `matmul_int4` one row too. int4 codes sit in a layout made for this
+serves one row; `matmul_int8` and `matmul_int4` serve prompts (many rows: panels of 32 weight rows
+rearranged so that each vector holds 4 codes of 16 rows, against 8 rows of x at a time, as matrix
+kernels are built; 1.6-1.8x PyTorch's bf16 matrix kernel), and `matmul_int4` one row too. int4 codes sit in a layout made for this
 (quantize.tile_int4): each 32-bit lane of a vector holds codes of a different group, so the groups'
 scales are applied 16 at a time, once per 1,024 columns, and a tile of 4 rows with its scales is
 one run of bytes read front to back. Streaming 460 MB of int8 weights on the
@@ -253,18 +253,12 @@ torch::Tensor gemv_int8(torch::Tensor x, torch::Tensor codes, torch::Tensor scal
 // 64 j + 4 i + c), and per group
 //   sum_k w_k x_k = s * sum_k code_k x_k + (zero - 8 s) * sum_k x_k,
 // the first sum over the rounded x (exact in int32), the second over x itself (float32).
-// A tile is 4 weight rows by T activation rows: each loaded unit of codes serves T rows of x and
-// each loaded x serves 4 weight rows (T = 3 for prompts, then 2 and 1 for what is left; 1 for
-// decode). The float sums, touched once per superblock, live in memory so that the integer sums and
-// unpacked codes keep the 32 vector registers: so 4 x 3 ran 4-7% faster than 4 x 2 with its float
-// sums in registers (alternating 128- and 512-row products on the 1.4B shapes, 2026-12-03; 4 x 4
-// 1.03x, 4 x 8 0.59x), which had been 3-10% faster than 4 x 3 and 4 x 4 with every sum in
-// registers, and 15-30% faster than 2 x 4, 2 x 8, 8 x 2 or 1 x 16.
+// A tile is 4 weight rows against one row of x (decode; prompts use the panels below). Its float
+// sums, touched once per superblock, live in memory.
 // Plain loads where a whole vector is wanted: masked loads, which would do for both, left the
 // hardware prefetcher idle on the development machine (AMD; 14 against 23 GB/s streaming codes).
 constexpr int64_t INT4_TILE_ROWS = 4;
 constexpr int64_t INT4_PREFETCH_BYTES = 4096;  // decode: every line fetched into L2 this far ahead
-constexpr int INT4_PROMPT_ROWS = 3;  // rows of x per prompt tile (see above)
 
 static inline int64_t int4_tile_bytes(int64_t K) { return INT4_TILE_ROWS * (K / 2 + 32 * ((K / 64 + 15) / 16)); }
 
@@ -273,53 +267,41 @@ static inline __m512i load_bytes(const void* p, bool full, __mmask64 mask) {
   return full ? _mm512_loadu_si512(p) : _mm512_maskz_loadu_epi8(mask, p);
 }
 
-template <int T>
 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx512bf16")))
 static void int4_tile(const uint8_t* tiles, const float* rf, const int8_t* xq, const float* sx, const float* xsum, uint16_t* y,
-                      int64_t n, int64_t t0, int64_t N, int64_t K) {
+                      int64_t n, int64_t K) {
   constexpr int R = INT4_TILE_ROWS;
   const int64_t G = K / 64, SB = (G + 15) / 16;
   const __m512i low4 = _mm512_set1_epi8(0x0F);
-  alignas(64) float F[R][T][16];  // touched once per superblock: may live in memory, the sums I need the registers
-  for (int r = 0; r < R; ++r)
-    for (int t = 0; t < T; ++t) _mm512_store_ps(F[r][t], _mm512_setzero_ps());
+  alignas(64) float F[R][16];
+  for (int r = 0; r < R; ++r) _mm512_store_ps(F[r], _mm512_setzero_ps());
   const uint8_t* p = tiles + (n / R) * int4_tile_bytes(K);
   for (int64_t sb = 0; sb < SB; ++sb) {
     const int64_t S = std::min<int64_t>(16, G - 16 * sb), bytes = 4 * S;
     const bool full = S == 16;
     const __mmask64 mask = full ? ~0ull : ((1ull << bytes) - 1);
-    __m512i I[R][T];
-    for (int r = 0; r < R; ++r)
-      for (int t = 0; t < T; ++t) I[r][t] = _mm512_setzero_si512();
-    const int8_t* xb = xq + t0 * K + sb * 1024;
+    __m512i I[R];
+    for (int r = 0; r < R; ++r) I[r] = _mm512_setzero_si512();
+    const int8_t* xb = xq + sb * 1024;
     for (int u = 0; u < 8; ++u) {
-      // Each weight row's unit split into nibbles first, then every row of x read once per half
-      // and multiplied by all 4 rows: the prompt tile so keeps its sums and code vectors in
-      // registers (4 x 2: 10-16% faster than 4 x 4 loading x first, 128 and 512 rows).
       __m512i lo[R], hi[R];
       for (int r = 0; r < R; ++r) {
         const uint8_t* at = p + (u * R + r) * bytes;
-        // Decode streams the codes from memory once: each line fetched into L2 4 KB ahead (the
-        // hardware prefetcher alone streams this loop 0.82x as fast, measured here).
-        if (T == 1) _mm_prefetch((const char*)(at + INT4_PREFETCH_BYTES), _MM_HINT_T1);
+        // The codes stream from memory once: each line fetched into L2 4 KB ahead (the hardware
+        // prefetcher alone streams this loop 0.82x as fast, measured here).
+        _mm_prefetch((const char*)(at + INT4_PREFETCH_BYTES), _MM_HINT_T1);
         const __m512i v = load_bytes(at, full, mask);
         lo[r] = _mm512_and_si512(v, low4);
         hi[r] = _mm512_and_si512(_mm512_srli_epi16(v, 4), low4);
       }
-      for (int t = 0; t < T; ++t) {
-        const __m512i xa = load_bytes(xb + t * K + (2 * u) * bytes, full, mask);
-        for (int r = 0; r < R; ++r) I[r][t] = _mm512_dpbusd_epi32(I[r][t], lo[r], xa);
-      }
-      for (int t = 0; t < T; ++t) {
-        const __m512i xh = load_bytes(xb + t * K + (2 * u + 1) * bytes, full, mask);
-        for (int r = 0; r < R; ++r) I[r][t] = _mm512_dpbusd_epi32(I[r][t], hi[r], xh);
-      }
+      const __m512i xa = load_bytes(xb + (2 * u) * bytes, full, mask);
+      for (int r = 0; r < R; ++r) I[r] = _mm512_dpbusd_epi32(I[r], lo[r], xa);
+      const __m512i xh = load_bytes(xb + (2 * u + 1) * bytes, full, mask);
+      for (int r = 0; r < R; ++r) I[r] = _mm512_dpbusd_epi32(I[r], hi[r], xh);
     }
     p += 8 * R * bytes;  // now the 4 rows' scale and zero codes
-    if (T == 1) {
-      _mm_prefetch((const char*)(p + INT4_PREFETCH_BYTES), _MM_HINT_T1);
-      _mm_prefetch((const char*)(p + 64 + INT4_PREFETCH_BYTES), _MM_HINT_T1);
-    }
+    _mm_prefetch((const char*)(p + INT4_PREFETCH_BYTES), _MM_HINT_T1);
+    _mm_prefetch((const char*)(p + 64 + INT4_PREFETCH_BYTES), _MM_HINT_T1);
     for (int r = 0; r < R; ++r) {
       const uint8_t* codes = p + 32 * r;
       const float* f = rf + (n + r) * 3;
@@ -327,17 +309,12 @@ static void int4_tile(const uint8_t* tiles, const float* rf, const int8_t* xq, c
       const __m512 z = _mm512_add_ps(_mm512_set1_ps(f[1]),
                                      _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i*)(codes + 16)))), _mm512_set1_ps(f[2])));
       const __m512 o = _mm512_fnmadd_ps(_mm512_set1_ps(8.f), s, z);
-      for (int t = 0; t < T; ++t) {
-        const float* sxp = sx + (t0 + t) * SB * 16 + sb * 16;
-        const float* xsp = xsum + (t0 + t) * SB * 16 + sb * 16;
-        const __m512 acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(I[r][t]), _mm512_mul_ps(s, _mm512_loadu_ps(sxp)), _mm512_load_ps(F[r][t]));
-        _mm512_store_ps(F[r][t], _mm512_fmadd_ps(o, _mm512_loadu_ps(xsp), acc));
-      }
+      const __m512 acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(I[r]), _mm512_mul_ps(s, _mm512_loadu_ps(sx + sb * 16)), _mm512_load_ps(F[r]));
+      _mm512_store_ps(F[r], _mm512_fmadd_ps(o, _mm512_loadu_ps(xsum + sb * 16), acc));
     }
     p += 32 * R;
   }
-  for (int r = 0; r < R; ++r)
-    for (int t = 0; t < T; ++t) y[(t0 + t) * N + n + r] = bf16_bits(_mm512_reduce_add_ps(_mm512_load_ps(F[r][t])));
+  for (int r = 0; r < R; ++r) y[n + r] = bf16_bits(_mm512_reduce_add_ps(_mm512_load_ps(F[r])));
 }
 
 // Rows of bf16 activations -> int8 per group of 64 in the interleaved order, with scales and sums.
@@ -418,44 +395,9 @@ static void row_products(const RowProduct* ps, int count, const uint16_t* x, int
       else if (p.kind == 1) int8_rows(static_cast<const int8_t*>(p.w), xa, xn, xsc, static_cast<const float*>(p.a), p.y, n0, n1, K);
       else
         for (int64_t n = n0; n < n1; n += INT4_TILE_ROWS)  // int4 rows come in whole tiles (the callers check)
-          int4_tile<1>(static_cast<const uint8_t*>(p.w), static_cast<const float*>(p.a), gxq, gsx, gxs, p.y, n, 0, p.N, K);
+          int4_tile(static_cast<const uint8_t*>(p.w), static_cast<const float*>(p.a), gxq, gsx, gxs, p.y, n, K);
     }
   });
-}
-
-// x [M, K] bf16, tiles [N/4, int4_tile_bytes(K)] uint8 (quantize.tile_int4), rf [N, 3] float32 -> [M, N] bf16.
-torch::Tensor matmul_int4(torch::Tensor x, torch::Tensor tiles, torch::Tensor rf) {
-  const int64_t M = x.size(0), K = x.size(1), N = rf.size(0), G = K / 64, SB = (G + 15) / 16;
-  TORCH_CHECK(K % 64 == 0 && N % INT4_TILE_ROWS == 0 && x.is_contiguous() && tiles.is_contiguous() && tiles.scalar_type() == torch::kUInt8
-              && tiles.dim() == 2 && tiles.size(0) == N / INT4_TILE_ROWS && tiles.size(1) == int4_tile_bytes(K) && rf.is_contiguous()
-              && rf.scalar_type() == torch::kFloat && rf.numel() == N * 3, "matmul_int4: unsupported shape");
-  auto out = torch::empty({M, N}, x.options());  // bf16, each output rounded once
-  const auto* xp = reinterpret_cast<const uint16_t*>(x.data_ptr());
-  const auto* cp = tiles.data_ptr<uint8_t>();
-  const auto* fp = rf.data_ptr<float>();
-  auto* yp = reinterpret_cast<uint16_t*>(out.data_ptr());
-  if (M == 1) {
-    const RowProduct product{2, cp, fp, N, yp};
-    row_products(&product, 1, xp, K);
-    return out;
-  }
-  auto xq = torch::empty({M, K}, x.options().dtype(torch::kInt8));
-  auto sx = torch::zeros({M, SB * 16}, x.options().dtype(torch::kFloat));
-  auto xs = torch::zeros({M, SB * 16}, x.options().dtype(torch::kFloat));
-  if (M < 4) int4_activations(xp, 0, M, K, xq.data_ptr<int8_t>(), sx.data_ptr<float>(), xs.data_ptr<float>());
-  else at::parallel_for(0, M, 4, [&](int64_t m0, int64_t m1) { int4_activations(xp, m0, m1, K, xq.data_ptr<int8_t>(), sx.data_ptr<float>(), xs.data_ptr<float>()); });
-  const int8_t* qp = xq.data_ptr<int8_t>();
-  const float* sxp = sx.data_ptr<float>();
-  const float* xsp = xs.data_ptr<float>();
-  at::parallel_for(0, N / INT4_TILE_ROWS, 1, [&](int64_t b0, int64_t b1) {
-    for (int64_t b = b0; b < b1; ++b) {
-      int64_t t = 0;
-      for (; t + INT4_PROMPT_ROWS <= M; t += INT4_PROMPT_ROWS) int4_tile<INT4_PROMPT_ROWS>(cp, fp, qp, sxp, xsp, yp, b * INT4_TILE_ROWS, t, N, K);
-      for (; t + 2 <= M; t += 2) int4_tile<2>(cp, fp, qp, sxp, xsp, yp, b * INT4_TILE_ROWS, t, N, K);
-      for (; t < M; ++t) int4_tile<1>(cp, fp, qp, sxp, xsp, yp, b * INT4_TILE_ROWS, t, N, K);
-    }
-  });
-  return out;
 }
 
 // ---- int8 weights times int8 activations with VNNI, for prompts --------------------------------
@@ -636,6 +578,174 @@ torch::Tensor matmul_int8(torch::Tensor x, torch::Tensor codes, torch::Tensor sc
       for (int64_t t = 0; t < tiles; ++t) {
         if (next > 0) prefetch_slice(wp + (n0 + PANEL_ROWS) * K, next * K, t, tiles);
         int8_panel_tile(panel.data(), corrections.data(), xpp + t * K * X_TILE_ROWS, sxp, scp, yp, t * X_TILE_ROWS, M, n0, N, K);
+      }
+    }
+  });
+  return out;
+}
+
+// ---- int4 prompts: the same outer-product form --------------------------------------------------
+// A panel of 32 weight rows is unpacked from its 8 tiles into the layout of the int8 panels (4 codes
+// of one row per 32-bit lane, 0..15 as unsigned bytes), group by group: the nibbles of one unit of
+// 16 rows, transposed, are the 16 rows' codes for 4 consecutive columns of each group of the
+// superblock, so a group's 16 steps of 4 columns are natural column order and x is laid out as for
+// int8 (8 rows, 4 signed bytes each, per step). Per group the 8 x 32 integer sums go to float with
+// the group's scales as in the tile kernel: scale * sx_g * sum(code * xq) + (zero - 8 scale) * sum(x).
+// A group is only 16 steps, so the conversion costs more than int8's: 1.63-1.66x PyTorch's bf16
+// matrix kernel at 128 and 512 rows (the tile kernel, 4 weight rows by 3 rows of x: 1.04-1.18x),
+// against int8's 1.77-1.81x (1.4B layer shapes, 2 threads, alternating in one process).
+
+// x [M, K] bf16 rows of tiles t0..t1 -> xp [tile][K/4][8][4] int8 per group of 64 (sx = max|x_g|/127,
+// rounded as int4_activations does), sx and xsum [tile * 8 + r][K/64]; rows past M all zero.
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
+static void int4_prompt_activations(const uint16_t* x, int64_t M, int64_t K, int64_t t0, int64_t t1, int8_t* xp, float* sx, float* xsum) {
+  const int64_t G = K / 64;
+  alignas(64) int8_t group[64];
+  for (int64_t t = t0; t < t1; ++t)
+    for (int r = 0; r < X_TILE_ROWS; ++r) {
+      const int64_t m = t * X_TILE_ROWS + r;
+      int8_t* tile = xp + t * K * X_TILE_ROWS + 4 * r;
+      for (int64_t g = 0; g < G; ++g) {
+        float top = 0.f, total = 0.f;
+        if (m < M) {
+          __m512 v[4];
+          __m512 peak = _mm512_setzero_ps(), sum = _mm512_setzero_ps();
+          for (int i = 0; i < 4; ++i) {
+            v[i] = widen(x + m * K + g * 64 + 16 * i);
+            peak = _mm512_max_ps(peak, _mm512_abs_ps(v[i]));
+            sum = _mm512_add_ps(sum, v[i]);
+          }
+          top = _mm512_reduce_max_ps(peak);
+          total = _mm512_reduce_add_ps(sum);
+          const __m512 inverse = _mm512_set1_ps(top > 0.f ? 127.f / top : 0.f);
+          for (int i = 0; i < 4; ++i)
+            _mm_store_si128((__m128i*)(group + 16 * i), _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(v[i], inverse))));
+        } else {
+          std::memset(group, 0, sizeof group);
+        }
+        sx[m * G + g] = top / 127.f;
+        xsum[m * G + g] = total;
+        for (int s = 0; s < 16; ++s) std::memcpy(tile + (g * 16 + s) * X_TILE_ROWS * 4, group + 4 * s, 4);
+      }
+    }
+}
+
+// Weight rows n0..n0+31 (zeros past N; N a multiple of 16) from their tiles -> panel [K/4][32] dwords
+// of codes, and per group the 32 rows' scales and offsets zero - 8 scale: factors [K/64][2][32].
+__attribute__((target("avx512f,avx512bw,avx512vl")))
+static void int4_panel(const uint8_t* tiles, const float* rf, int64_t n0, int64_t N, int64_t K, int32_t* panel, float* factors) {
+  const int64_t G = K / 64, SB = (G + 15) / 16, tile_bytes = int4_tile_bytes(K);
+  const __m512i low4 = _mm512_set1_epi8(0x0F);
+  for (int half = 0; half < 2; ++half) {
+    const int64_t rows = n0 + 16 * half;  // first row of this half: 4 tiles of 4 rows
+    for (int64_t sb = 0, at = 0; sb < SB; ++sb) {
+      const int64_t S = std::min<int64_t>(16, G - 16 * sb), bytes = 4 * S;
+      const __mmask64 mask = S == 16 ? ~0ull : ((1ull << bytes) - 1);
+      for (int u = 0; u < 8; ++u) {
+        __m512i lo[16], hi[16];
+        for (int j = 0; j < 16; ++j) {
+          const int64_t n = rows + j;
+          const __m512i v = n < N ? load_bytes(tiles + (n / 4) * tile_bytes + at + (u * 4 + n % 4) * bytes, S == 16, mask) : _mm512_setzero_si512();
+          lo[j] = _mm512_and_si512(v, low4);
+          hi[j] = _mm512_and_si512(_mm512_srli_epi16(v, 4), low4);
+        }
+        transpose_16x16(lo);  // lo[g]: group g's columns 8u .. 8u + 3 for the 16 rows
+        transpose_16x16(hi);  // and 8u + 4 .. 8u + 7
+        for (int g = 0; g < S; ++g) {
+          int32_t* step = panel + ((16 * sb + g) * 16 + 2 * u) * PANEL_ROWS + 16 * half;
+          _mm512_storeu_si512(step, lo[g]);
+          _mm512_storeu_si512(step + PANEL_ROWS, hi[g]);
+        }
+      }
+      at += 8 * 4 * bytes;  // the tile's units; then each row's 16 scale and 16 zero codes
+      for (int j = 0; j < 16; ++j) {
+        const int64_t n = rows + j;
+        if (n >= N) {
+          for (int g = 0; g < S; ++g) factors[(16 * sb + g) * 2 * PANEL_ROWS + 16 * half + j] = factors[((16 * sb + g) * 2 + 1) * PANEL_ROWS + 16 * half + j] = 0.f;
+          continue;
+        }
+        const uint8_t* codes = tiles + (n / 4) * tile_bytes + at + 32 * (n % 4);
+        const float* f = rf + n * 3;
+        const __m512 s = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i*)codes))), _mm512_set1_ps(f[0]));
+        const __m512 z = _mm512_add_ps(_mm512_set1_ps(f[1]),
+                                       _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i*)(codes + 16)))), _mm512_set1_ps(f[2])));
+        alignas(64) float sv[16], ov[16];
+        _mm512_store_ps(sv, s);
+        _mm512_store_ps(ov, _mm512_fnmadd_ps(_mm512_set1_ps(8.f), s, z));
+        for (int g = 0; g < S; ++g) {
+          factors[(16 * sb + g) * 2 * PANEL_ROWS + 16 * half + j] = sv[g];
+          factors[((16 * sb + g) * 2 + 1) * PANEL_ROWS + 16 * half + j] = ov[g];
+        }
+      }
+      at += 4 * 32;
+    }
+  }
+}
+
+// One tile of x (8 rows from m0) against an int4 panel (32 rows from n0), group by group; the sums
+// of a group in registers, the float totals in memory (touched once per group).
+#define INT4_STEP(r) { const __m512i xb = _mm512_set1_epi32(xs[r]); a##r##_0 = dot_bytes(a##r##_0, w0, xb); a##r##_1 = dot_bytes(a##r##_1, w1, xb); }
+#define INT4_ADD(r) { \
+    const __m512 step = _mm512_set1_ps(sx[(m0 + r) * G + g]), xtotal = _mm512_set1_ps(xsum[(m0 + r) * G + g]); \
+    _mm512_store_ps(total[r], _mm512_fmadd_ps(o0, xtotal, _mm512_fmadd_ps(_mm512_cvtepi32_ps(a##r##_0), _mm512_mul_ps(s0, step), _mm512_load_ps(total[r])))); \
+    _mm512_store_ps(total[r] + 16, _mm512_fmadd_ps(o1, xtotal, _mm512_fmadd_ps(_mm512_cvtepi32_ps(a##r##_1), _mm512_mul_ps(s1, step), _mm512_load_ps(total[r] + 16)))); }
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx512bf16")))
+static void int4_panel_tile(const int32_t* panel, const float* factors, const int8_t* xtile, const float* sx, const float* xsum,
+                            uint16_t* y, int64_t m0, int64_t M, int64_t n0, int64_t N, int64_t K) {
+  const int64_t G = K / 64;
+  alignas(64) float total[X_TILE_ROWS][PANEL_ROWS] = {};
+  for (int64_t g = 0; g < G; ++g) {
+    INT8_X_ROWS(INT8_ZERO)
+    const int32_t* pg = panel + g * 16 * PANEL_ROWS;
+    const int8_t* xg = xtile + g * 16 * X_TILE_ROWS * 4;
+    for (int s = 0; s < 16; ++s) {
+      const __m512i w0 = _mm512_loadu_si512(pg + s * PANEL_ROWS), w1 = _mm512_loadu_si512(pg + s * PANEL_ROWS + 16);
+      const int32_t* xs = reinterpret_cast<const int32_t*>(xg + s * X_TILE_ROWS * 4);
+      INT8_X_ROWS(INT4_STEP)
+    }
+    const float* f = factors + g * 2 * PANEL_ROWS;
+    const __m512 s0 = _mm512_loadu_ps(f), s1 = _mm512_loadu_ps(f + 16), o0 = _mm512_loadu_ps(f + PANEL_ROWS), o1 = _mm512_loadu_ps(f + PANEL_ROWS + 16);
+    INT8_X_ROWS(INT4_ADD)
+  }
+  for (int r = 0; r < X_TILE_ROWS && m0 + r < M; ++r)
+    for (int h = 0; h < 2 && n0 + 16 * h < N; ++h)  // N is a multiple of 16
+      _mm256_storeu_si256((__m256i*)(y + (m0 + r) * N + n0 + 16 * h), (__m256i)_mm512_cvtneps_pbh(_mm512_load_ps(&total[r][16 * h])));
+}
+
+// x [M, K] bf16, tiles [N/4, int4_tile_bytes(K)] uint8 (quantize.tile_int4), rf [N, 3] float32 -> [M, N] bf16.
+// One row: the tile kernel, streaming the tiles once (decode); more: the panels above.
+torch::Tensor matmul_int4(torch::Tensor x, torch::Tensor tiles, torch::Tensor rf) {
+  const int64_t M = x.size(0), K = x.size(1), N = rf.size(0), G = K / 64;
+  TORCH_CHECK(K % 64 == 0 && N % 16 == 0 && x.is_contiguous() && tiles.is_contiguous() && tiles.scalar_type() == torch::kUInt8
+              && tiles.dim() == 2 && tiles.size(0) == N / INT4_TILE_ROWS && tiles.size(1) == int4_tile_bytes(K) && rf.is_contiguous()
+              && rf.scalar_type() == torch::kFloat && rf.numel() == N * 3, "matmul_int4: unsupported shape");
+  auto out = torch::empty({M, N}, x.options());  // bf16, each output rounded once
+  const auto* xin = reinterpret_cast<const uint16_t*>(x.data_ptr());
+  const auto* cp = tiles.data_ptr<uint8_t>();
+  const auto* fp = rf.data_ptr<float>();
+  auto* yp = reinterpret_cast<uint16_t*>(out.data_ptr());
+  if (M == 1) {
+    const RowProduct product{2, cp, fp, N, yp};
+    row_products(&product, 1, xin, K);
+    return out;
+  }
+  const int64_t tiles_x = (M + X_TILE_ROWS - 1) / X_TILE_ROWS, panels = (N + PANEL_ROWS - 1) / PANEL_ROWS;
+  auto xp = torch::empty({tiles_x * X_TILE_ROWS * K}, x.options().dtype(torch::kInt8));
+  auto sx = torch::empty({tiles_x * X_TILE_ROWS * G}, x.options().dtype(torch::kFloat));
+  auto xs = torch::empty({tiles_x * X_TILE_ROWS * G}, x.options().dtype(torch::kFloat));
+  int8_t* xpp = xp.data_ptr<int8_t>();
+  float *sxp = sx.data_ptr<float>(), *xsp = xs.data_ptr<float>();
+  at::parallel_for(0, tiles_x, 1, [&](int64_t t0, int64_t t1) { int4_prompt_activations(xin, M, K, t0, t1, xpp, sxp, xsp); });
+  const int64_t tile_bytes = int4_tile_bytes(K);
+  at::parallel_for(0, panels, 1, [&](int64_t p0, int64_t p1) {
+    std::vector<int32_t> panel(K / 4 * PANEL_ROWS);
+    std::vector<float> factors(G * 2 * PANEL_ROWS);
+    for (int64_t p = p0; p < p1; ++p) {
+      const int64_t n0 = p * PANEL_ROWS, next = std::min<int64_t>(PANEL_ROWS, N - n0 - PANEL_ROWS);  // rows of the next panel
+      int4_panel(cp, fp, n0, N, K, panel.data(), factors.data());
+      for (int64_t t = 0; t < tiles_x; ++t) {
+        if (next > 0) prefetch_slice(cp + (n0 + PANEL_ROWS) / INT4_TILE_ROWS * tile_bytes, next / INT4_TILE_ROWS * tile_bytes, t, tiles_x);
+        int4_panel_tile(panel.data(), factors.data(), xpp + t * K * X_TILE_ROWS, sxp, xsp, yp, t * X_TILE_ROWS, M, n0, N, K);
       }
     }
   });
@@ -1077,7 +1187,7 @@ def clear_stale_build_lock(build_dir: Path, now: float | None = None) -> bool:
           file=sys.stderr, flush=True)
     lock.unlink(missing_ok=True)
     return True
-EXTENSION = "lantern_kernels_v46"
+EXTENSION = "lantern_kernels_v49"
 """The compiled module's name: a new name whenever _SOURCE changes, so no stale build is loaded."""
 
 
