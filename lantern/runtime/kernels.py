@@ -190,22 +190,28 @@ static void int8_rows(const int8_t* w, const uint8_t* xabs, const uint64_t* xneg
   }
 }
 
-// One bf16 row -> |q| bytes, sign bits and per-block steps, q = x * (127 / max|x_b|) rounded to
-// nearest even in float32 (what std::nearbyint does), 16 values per instruction.
+// One block of 256 bf16 values -> q = x * (127 / max|x|) rounded to nearest even in float32 (what
+// std::nearbyint does), 16 int32 per vector; returns the block's step max|x| / 127.
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
+static inline float int8_block_codes(const uint16_t* xb, __m512i q[16]) {
+  __m512 peak = _mm512_setzero_ps();
+  for (int i = 0; i < 16; ++i) peak = _mm512_max_ps(peak, _mm512_abs_ps(widen(xb + 16 * i)));
+  const float top = _mm512_reduce_max_ps(peak);
+  const __m512 inverse = _mm512_set1_ps(top > 0.f ? 127.f / top : 0.f);
+  for (int i = 0; i < 16; ++i) q[i] = _mm512_cvtps_epi32(_mm512_mul_ps(widen(xb + 16 * i), inverse));
+  return top / 127.f;
+}
+
+// One bf16 row -> |q| bytes, sign bits and per-block steps (int8_block_codes).
 __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
 static void int8_row_for_gemv(const uint16_t* x, int64_t K, uint8_t* xabs, uint64_t* xneg, float* xscale) {
   const __m512i zero = _mm512_setzero_si512();
+  __m512i q[16];
   for (int64_t b = 0; b < K / 256; ++b) {
-    const uint16_t* xb = x + b * 256;
-    __m512 peak = _mm512_setzero_ps();
-    for (int i = 0; i < 16; ++i) peak = _mm512_max_ps(peak, _mm512_abs_ps(widen(xb + 16 * i)));
-    const float top = _mm512_reduce_max_ps(peak);
-    xscale[b] = top / 127.f;
-    const __m512 inverse = _mm512_set1_ps(top > 0.f ? 127.f / top : 0.f);
+    xscale[b] = int8_block_codes(x + b * 256, q);
     for (int i = 0; i < 16; ++i) {
-      const __m512i q = _mm512_cvtps_epi32(_mm512_mul_ps(widen(xb + 16 * i), inverse));
-      _mm_storeu_si128((__m128i*)(xabs + b * 256 + 16 * i), _mm512_cvtepi32_epi8(_mm512_abs_epi32(q)));
-      xneg[(b * 256 + 16 * i) / 64] |= (uint64_t)_mm512_cmplt_epi32_mask(q, zero) << ((16 * i) % 64);
+      _mm_storeu_si128((__m128i*)(xabs + b * 256 + 16 * i), _mm512_cvtepi32_epi8(_mm512_abs_epi32(q[i])));
+      xneg[(b * 256 + 16 * i) / 64] |= (uint64_t)_mm512_cmplt_epi32_mask(q[i], zero) << ((16 * i) % 64);
     }
   }
 }
@@ -317,34 +323,37 @@ static void int4_tile(const uint8_t* tiles, const float* rf, const int8_t* xq, c
   for (int r = 0; r < R; ++r) y[n + r] = bf16_bits(_mm512_reduce_add_ps(_mm512_load_ps(F[r])));
 }
 
-// Rows of bf16 activations -> int8 per group of 64 in the interleaved order, with scales and sums.
-// Rounding: x * (127 / peak) in float32 rounded to nearest even, as the scalar reference does it.
+// One group of 64 bf16 values -> q = x * (127 / max|x|) in float32, rounded to nearest even (as the
+// scalar reference does it) and saturated to int8, in column order; returns the group's step
+// max|x| / 127 and sets *sum to the sum of the values themselves.
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
+static inline float int4_group_codes(const uint16_t* xg, int8_t* q, float* sum) {
+  __m512 v[4];
+  __m512 peak = _mm512_setzero_ps(), total = _mm512_setzero_ps();
+  for (int i = 0; i < 4; ++i) {
+    v[i] = widen(xg + 16 * i);
+    peak = _mm512_max_ps(peak, _mm512_abs_ps(v[i]));
+    total = _mm512_add_ps(total, v[i]);
+  }
+  const float top = _mm512_reduce_max_ps(peak);
+  const __m512 inverse = _mm512_set1_ps(top > 0.f ? 127.f / top : 0.f);
+  for (int i = 0; i < 4; ++i) _mm_storeu_si128((__m128i*)(q + 16 * i), _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(v[i], inverse))));
+  *sum = _mm512_reduce_add_ps(total);
+  return top / 127.f;
+}
+
+// Rows of bf16 activations -> int8 per group of 64 in the interleaved order, with steps and sums.
 __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
 static void int4_activations(const uint16_t* x, int64_t m0, int64_t m1, int64_t K, int8_t* xq, float* sx, float* xsum) {
   const int64_t G = K / 64, SB = (G + 15) / 16;
-  for (int64_t m = m0; m < m1; ++m) {
-    const uint16_t* xr = x + m * K;
+  alignas(16) int8_t q[64];
+  for (int64_t m = m0; m < m1; ++m)
     for (int64_t g = 0; g < G; ++g) {
       const int64_t sb = g / 16, j = g % 16, S = std::min<int64_t>(16, G - 16 * sb);
-      __m512 v[4];
-      __m512 peak = _mm512_setzero_ps(), total = _mm512_setzero_ps();
-      for (int i = 0; i < 4; ++i) {
-        v[i] = widen(xr + g * 64 + 16 * i);
-        peak = _mm512_max_ps(peak, _mm512_abs_ps(v[i]));
-        total = _mm512_add_ps(total, v[i]);
-      }
-      const float top = _mm512_reduce_max_ps(peak);
-      const float inverse = top > 0.f ? 127.f / top : 0.f;
-      sx[m * SB * 16 + g] = top / 127.f;
-      xsum[m * SB * 16 + g] = _mm512_reduce_add_ps(total);
+      sx[m * SB * 16 + g] = int4_group_codes(x + m * K + g * 64, q, xsum + m * SB * 16 + g);
       int8_t* base = xq + m * K + sb * 1024 + 4 * j;
-      for (int i = 0; i < 4; ++i) {  // columns 16 i .. 16 i + 15 are steps 4 i .. 4 i + 3, 4 bytes each
-        alignas(16) int32_t lanes[4];
-        _mm_store_si128((__m128i*)lanes, _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(v[i], _mm512_set1_ps(inverse)))));
-        for (int s = 0; s < 4; ++s) std::memcpy(base + (4 * i + s) * 4 * S, &lanes[s], 4);
-      }
+      for (int s = 0; s < 16; ++s) std::memcpy(base + s * 4 * S, q + 4 * s, 4);  // step s: columns 4 s .. 4 s + 3 of the group
     }
-  }
 }
 
 // y_i = W_i x for every product of the list (x [K] bf16, one input row: decode). x is rounded to
@@ -426,36 +435,32 @@ static inline __m512i dot_bytes(__m512i acc, __m512i unsigned_bytes, __m512i sig
   return acc;
 }
 
-// x [M, K] bf16 rows m0..m1 (whole tiles of X_TILE_ROWS) -> xp [tile][K/4][X_TILE_ROWS][4] bytes of
-// q + 128 and sx [tile * X_TILE_ROWS + r][K/256]; rows past M are q = 0 with step 0.
-__attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
-static void int8_prompt_activations(const uint16_t* x, int64_t M, int64_t K, int64_t t0, int64_t t1, uint8_t* xp, float* sx) {
-  const int64_t B = K / 256;
-  const __m512i offset = _mm512_set1_epi32(128);
-  alignas(64) uint8_t block[256];
+// Rows of x for the panels: rows m of tiles t0..t1 rounded by quantize(m, bytes) (K bytes in column
+// order) and laid out as xp [tile][K/4][X_TILE_ROWS][4]: per step of 4 columns, the tile's 8 rows.
+// Rows past M (a last tile's padding) are `pad` bytes with step 0: their outputs are not stored.
+template <typename Quantize>
+static void prompt_tiles(int64_t M, int64_t K, int64_t t0, int64_t t1, uint8_t pad, uint8_t* xp, Quantize quantize) {
+  std::vector<uint8_t> row(K);
   for (int64_t t = t0; t < t1; ++t)
     for (int r = 0; r < X_TILE_ROWS; ++r) {
       const int64_t m = t * X_TILE_ROWS + r;
+      if (m < M) quantize(m, row.data());
+      else std::memset(row.data(), pad, K);
       uint8_t* tile = xp + t * K * X_TILE_ROWS + 4 * r;
-      for (int64_t b = 0; b < B; ++b) {
-        float top = 0.f;
-        if (m < M) {
-          const uint16_t* xr = x + m * K + b * 256;
-          __m512 peak = _mm512_setzero_ps();
-          for (int i = 0; i < 16; ++i) peak = _mm512_max_ps(peak, _mm512_abs_ps(widen(xr + 16 * i)));
-          top = _mm512_reduce_max_ps(peak);
-          const __m512 inverse = _mm512_set1_ps(top > 0.f ? 127.f / top : 0.f);
-          for (int i = 0; i < 16; ++i) {
-            const __m512i q = _mm512_add_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(widen(xr + 16 * i), inverse)), offset);
-            _mm_store_si128((__m128i*)(block + 16 * i), _mm512_cvtepi32_epi8(q));
-          }
-        } else {
-          std::memset(block, 128, sizeof block);
-        }
-        sx[m * B + b] = top / 127.f;
-        for (int s = 0; s < 64; ++s) std::memcpy(tile + (b * 64 + s) * X_TILE_ROWS * 4, block + 4 * s, 4);
-      }
+      for (int64_t s = 0; s < K / 4; ++s) std::memcpy(tile + s * X_TILE_ROWS * 4, row.data() + 4 * s, 4);
     }
+}
+
+// One bf16 row -> q + 128 per block of 256 (int8_block_codes, as gemv_int8 rounds it) and the
+// blocks' steps sx[K/256].
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
+static void int8_prompt_row(const uint16_t* x, int64_t K, uint8_t* codes, float* sx) {
+  const __m512i offset = _mm512_set1_epi32(128);
+  __m512i q[16];
+  for (int64_t b = 0; b < K / 256; ++b) {
+    sx[b] = int8_block_codes(x + b * 256, q);
+    for (int i = 0; i < 16; ++i) _mm_storeu_si128((__m128i*)(codes + b * 256 + 16 * i), _mm512_cvtepi32_epi8(_mm512_add_epi32(q[i], offset)));
+  }
 }
 
 // 16 vectors of 16 dwords, transposed in place (r[i] lane j <- r[j] lane i).
@@ -564,7 +569,11 @@ torch::Tensor matmul_int8(torch::Tensor x, torch::Tensor codes, torch::Tensor sc
   const auto* xin = reinterpret_cast<const uint16_t*>(x.data_ptr());
   uint8_t* xpp = xp.data_ptr<uint8_t>();
   float* sxp = sx.data_ptr<float>();
-  at::parallel_for(0, tiles, 1, [&](int64_t t0, int64_t t1) { int8_prompt_activations(xin, M, K, t0, t1, xpp, sxp); });
+  at::parallel_for(0, tiles, 1, [&](int64_t t0, int64_t t1) {
+    prompt_tiles(M, K, t0, t1, 128, xpp, [&](int64_t m, uint8_t* q) { int8_prompt_row(xin + m * K, K, q, sxp + m * B); });
+  });
+  for (int64_t m = M; m < tiles * X_TILE_ROWS; ++m)
+    for (int64_t b = 0; b < B; ++b) sxp[m * B + b] = 0.f;
   auto out = torch::empty({M, N}, x.options());  // bf16, each output rounded once
   const auto* wp = codes.data_ptr<int8_t>();
   const int32_t* bs = block_sums.data_ptr<int32_t>();
@@ -595,39 +604,11 @@ torch::Tensor matmul_int8(torch::Tensor x, torch::Tensor codes, torch::Tensor sc
 // matrix kernel at 128 and 512 rows (the tile kernel, 4 weight rows by 3 rows of x: 1.04-1.18x),
 // against int8's 1.77-1.81x (1.4B layer shapes, 2 threads, alternating in one process).
 
-// x [M, K] bf16 rows of tiles t0..t1 -> xp [tile][K/4][8][4] int8 per group of 64 (sx = max|x_g|/127,
-// rounded as int4_activations does), sx and xsum [tile * 8 + r][K/64]; rows past M all zero.
+// One bf16 row -> int8 per group of 64 in column order (int4_group_codes, as decode rounds it), the
+// groups' steps sx[K/64] and the sums of the row's own values xsum[K/64].
 __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
-static void int4_prompt_activations(const uint16_t* x, int64_t M, int64_t K, int64_t t0, int64_t t1, int8_t* xp, float* sx, float* xsum) {
-  const int64_t G = K / 64;
-  alignas(64) int8_t group[64];
-  for (int64_t t = t0; t < t1; ++t)
-    for (int r = 0; r < X_TILE_ROWS; ++r) {
-      const int64_t m = t * X_TILE_ROWS + r;
-      int8_t* tile = xp + t * K * X_TILE_ROWS + 4 * r;
-      for (int64_t g = 0; g < G; ++g) {
-        float top = 0.f, total = 0.f;
-        if (m < M) {
-          __m512 v[4];
-          __m512 peak = _mm512_setzero_ps(), sum = _mm512_setzero_ps();
-          for (int i = 0; i < 4; ++i) {
-            v[i] = widen(x + m * K + g * 64 + 16 * i);
-            peak = _mm512_max_ps(peak, _mm512_abs_ps(v[i]));
-            sum = _mm512_add_ps(sum, v[i]);
-          }
-          top = _mm512_reduce_max_ps(peak);
-          total = _mm512_reduce_add_ps(sum);
-          const __m512 inverse = _mm512_set1_ps(top > 0.f ? 127.f / top : 0.f);
-          for (int i = 0; i < 4; ++i)
-            _mm_store_si128((__m128i*)(group + 16 * i), _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(v[i], inverse))));
-        } else {
-          std::memset(group, 0, sizeof group);
-        }
-        sx[m * G + g] = top / 127.f;
-        xsum[m * G + g] = total;
-        for (int s = 0; s < 16; ++s) std::memcpy(tile + (g * 16 + s) * X_TILE_ROWS * 4, group + 4 * s, 4);
-      }
-    }
+static void int4_prompt_row(const uint16_t* x, int64_t K, int8_t* q, float* sx, float* xsum) {
+  for (int64_t g = 0; g < K / 64; ++g) sx[g] = int4_group_codes(x + g * 64, q + g * 64, xsum + g);
 }
 
 // Weight rows n0..n0+31 (zeros past N; N a multiple of 16) from their tiles -> panel [K/4][32] dwords
@@ -735,7 +716,13 @@ torch::Tensor matmul_int4(torch::Tensor x, torch::Tensor tiles, torch::Tensor rf
   auto xs = torch::empty({tiles_x * X_TILE_ROWS * G}, x.options().dtype(torch::kFloat));
   int8_t* xpp = xp.data_ptr<int8_t>();
   float *sxp = sx.data_ptr<float>(), *xsp = xs.data_ptr<float>();
-  at::parallel_for(0, tiles_x, 1, [&](int64_t t0, int64_t t1) { int4_prompt_activations(xin, M, K, t0, t1, xpp, sxp, xsp); });
+  at::parallel_for(0, tiles_x, 1, [&](int64_t t0, int64_t t1) {
+    prompt_tiles(M, K, t0, t1, 0, reinterpret_cast<uint8_t*>(xpp), [&](int64_t m, uint8_t* q) {
+      int4_prompt_row(xin + m * K, K, reinterpret_cast<int8_t*>(q), sxp + m * G, xsp + m * G);
+    });
+  });
+  for (int64_t m = M; m < tiles_x * X_TILE_ROWS; ++m)
+    for (int64_t g = 0; g < G; ++g) sxp[m * G + g] = xsp[m * G + g] = 0.f;
   const int64_t tile_bytes = int4_tile_bytes(K);
   at::parallel_for(0, panels, 1, [&](int64_t p0, int64_t p1) {
     std::vector<int32_t> panel(K / 4 * PANEL_ROWS);
@@ -1187,7 +1174,7 @@ def clear_stale_build_lock(build_dir: Path, now: float | None = None) -> bool:
           file=sys.stderr, flush=True)
     lock.unlink(missing_ok=True)
     return True
-EXTENSION = "lantern_kernels_v49"
+EXTENSION = "lantern_kernels_v53"
 """The compiled module's name: a new name whenever _SOURCE changes, so no stale build is loaded."""
 
 
@@ -1248,7 +1235,8 @@ def matmul_int4(x: torch.Tensor, tiles: torch.Tensor, row_factors: torch.Tensor)
     """x [M, K] bf16 times int4 weights in Lantern's layout (quantize.tile_int4: codes with their
     scale and zero codes, in tiles of 4 rows; the rows' grids in row_factors [N, 3], see
     quantize.Int4Quantized) -> [M, N] bf16; x is quantized to int8 per group of 64 columns (each
-    value within max|x_g|/254 of its own). One row (decode) or many (prompts)."""
+    value within max|x_g|/254 of its own). One row (decode) or many (prompts); N a multiple of 16
+    (quantize.int4_fits)."""
     return native().matmul_int4(x, tiles, row_factors)
 
 

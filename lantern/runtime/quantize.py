@@ -282,7 +282,8 @@ def int4_tile_bytes(in_features: int) -> int:
 
 def tile_int4(quantized: Int4Quantized) -> torch.Tensor:
     """An Int4Quantized -> Lantern's stored layout [N/4, int4_tile_bytes(K)] uint8 (the row factors
-    are kept apart). The rows go in tiles of 4 (kernels.matmul_int4 computes 4 outputs at a time);
+    are kept apart). The rows go in tiles of 4 (kernels.matmul_int4's one-row kernel computes 4 outputs
+    at a time; for prompts it unpacks 8 tiles into a panel of 32 rows);
     per superblock of pack_int4 a tile holds its 8 units of 4S bytes for each of its rows (unit u of
     row r at (4u + r) 4S bytes), then each row's 32 bytes of superblock_codes. So one tile is one
     run of bytes read front to back: decode streams the weights as one sequential read per thread
@@ -319,8 +320,8 @@ def untile_int4(tiles: torch.Tensor, in_features: int, row_factors: torch.Tensor
 
 
 def int4_fits(out_features: int, in_features: int) -> bool:
-    """Whether a [out, in] weight can be int4: whole 64-column groups, and rows in the blocks of 16
-    that PyTorch's int4 kernel (the fallback) packs."""
+    """Whether a [out, in] weight can be int4: whole 64-column groups, and rows in blocks of 16 (the
+    blocks PyTorch's int4 kernel, the fallback, packs, and the half panels of the native prompt kernel)."""
     return in_features % INT4_GROUP == 0 and out_features % 16 == 0
 
 
