@@ -236,7 +236,7 @@ torch::Tensor gemv_int8(torch::Tensor x, torch::Tensor codes, torch::Tensor scal
   return out;
 }
 
-// ---- int4 weights times int8 activations with VNNI, any number of rows ------------------------
+// ---- int4 weights times int8 activations with VNNI, one row (decode) -------------------------
 // Lantern's int4 layout (quantize.tile_int4): the weight rows in tiles of 4, each tile one
 // contiguous run of bytes that a product reads front to back. Within a row, columns are cut into
 // superblocks of up to 16 groups of 64 (S groups; only the last may be short), each 8 units of 4S
@@ -1174,7 +1174,7 @@ def clear_stale_build_lock(build_dir: Path, now: float | None = None) -> bool:
           file=sys.stderr, flush=True)
     lock.unlink(missing_ok=True)
     return True
-EXTENSION = "lantern_kernels_v53"
+EXTENSION = "lantern_kernels_v54"
 """The compiled module's name: a new name whenever _SOURCE changes, so no stale build is loaded."""
 
 
