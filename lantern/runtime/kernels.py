@@ -342,18 +342,17 @@ static inline float int4_group_codes(const uint16_t* xg, int8_t* q, float* sum) 
   return top / 127.f;
 }
 
-// Rows of bf16 activations -> int8 per group of 64 in the interleaved order, with steps and sums.
+// One bf16 row (decode) -> int8 per group of 64 in the interleaved order, with steps and sums.
 __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
-static void int4_activations(const uint16_t* x, int64_t m0, int64_t m1, int64_t K, int8_t* xq, float* sx, float* xsum) {
-  const int64_t G = K / 64, SB = (G + 15) / 16;
+static void int4_row_for_decode(const uint16_t* x, int64_t K, int8_t* xq, float* sx, float* xsum) {
+  const int64_t G = K / 64;
   alignas(16) int8_t q[64];
-  for (int64_t m = m0; m < m1; ++m)
-    for (int64_t g = 0; g < G; ++g) {
-      const int64_t sb = g / 16, j = g % 16, S = std::min<int64_t>(16, G - 16 * sb);
-      sx[m * SB * 16 + g] = int4_group_codes(x + m * K + g * 64, q, xsum + m * SB * 16 + g);
-      int8_t* base = xq + m * K + sb * 1024 + 4 * j;
-      for (int s = 0; s < 16; ++s) std::memcpy(base + s * 4 * S, q + 4 * s, 4);  // step s: columns 4 s .. 4 s + 3 of the group
-    }
+  for (int64_t g = 0; g < G; ++g) {
+    const int64_t sb = g / 16, j = g % 16, S = std::min<int64_t>(16, G - 16 * sb);
+    sx[g] = int4_group_codes(x + g * 64, q, xsum + g);
+    int8_t* base = xq + sb * 1024 + 4 * j;
+    for (int s = 0; s < 16; ++s) std::memcpy(base + s * 4 * S, q + 4 * s, 4);  // step s: columns 4 s .. 4 s + 3 of the group
+  }
 }
 
 // y_i = W_i x for every product of the list (x [K] bf16, one input row: decode). x is rounded to
@@ -387,7 +386,7 @@ static void row_products(const RowProduct* ps, int count, const uint16_t* x, int
     xq.resize(K);
     sx.assign(SB * 16, 0.f);  // a short last superblock reads zeros past its groups
     xs.assign(SB * 16, 0.f);
-    int4_activations(x, 0, 1, K, xq.data(), sx.data(), xs.data());
+    int4_row_for_decode(x, K, xq.data(), sx.data(), xs.data());
   }
   // The rounded row by pointer: inside the region, the thread_local names would be each thread's own.
   const uint8_t* xa = xabs.data();
@@ -626,7 +625,7 @@ static void int4_panel(const uint8_t* tiles, const float* rf, int64_t n0, int64_
         __m512i lo[16], hi[16];
         for (int j = 0; j < 16; ++j) {
           const int64_t n = rows + j;
-          const __m512i v = n < N ? load_bytes(tiles + (n / 4) * tile_bytes + at + (u * 4 + n % 4) * bytes, S == 16, mask) : _mm512_setzero_si512();
+          const __m512i v = n < N ? load_bytes(tiles + (n / INT4_TILE_ROWS) * tile_bytes + at + (u * INT4_TILE_ROWS + n % INT4_TILE_ROWS) * bytes, S == 16, mask) : _mm512_setzero_si512();
           lo[j] = _mm512_and_si512(v, low4);
           hi[j] = _mm512_and_si512(_mm512_srli_epi16(v, 4), low4);
         }
@@ -638,14 +637,14 @@ static void int4_panel(const uint8_t* tiles, const float* rf, int64_t n0, int64_
           _mm512_storeu_si512(step + PANEL_ROWS, hi[g]);
         }
       }
-      at += 8 * 4 * bytes;  // the tile's units; then each row's 16 scale and 16 zero codes
+      at += 8 * INT4_TILE_ROWS * bytes;  // the tile's units; then each row's 16 scale and 16 zero codes
       for (int j = 0; j < 16; ++j) {
         const int64_t n = rows + j;
         if (n >= N) {
           for (int g = 0; g < S; ++g) factors[(16 * sb + g) * 2 * PANEL_ROWS + 16 * half + j] = factors[((16 * sb + g) * 2 + 1) * PANEL_ROWS + 16 * half + j] = 0.f;
           continue;
         }
-        const uint8_t* codes = tiles + (n / 4) * tile_bytes + at + 32 * (n % 4);
+        const uint8_t* codes = tiles + (n / INT4_TILE_ROWS) * tile_bytes + at + 32 * (n % INT4_TILE_ROWS);
         const float* f = rf + n * 3;
         const __m512 s = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i*)codes))), _mm512_set1_ps(f[0]));
         const __m512 z = _mm512_add_ps(_mm512_set1_ps(f[1]),
@@ -658,7 +657,7 @@ static void int4_panel(const uint8_t* tiles, const float* rf, int64_t n0, int64_
           factors[((16 * sb + g) * 2 + 1) * PANEL_ROWS + 16 * half + j] = ov[g];
         }
       }
-      at += 4 * 32;
+      at += INT4_TILE_ROWS * 32;
     }
   }
 }
@@ -1174,7 +1173,7 @@ def clear_stale_build_lock(build_dir: Path, now: float | None = None) -> bool:
           file=sys.stderr, flush=True)
     lock.unlink(missing_ok=True)
     return True
-EXTENSION = "lantern_kernels_v54"
+EXTENSION = "lantern_kernels_v55"
 """The compiled module's name: a new name whenever _SOURCE changes, so no stale build is loaded."""
 
 
