@@ -23,9 +23,11 @@ memory peak), then measures, batch 1, greedy, EOS ignored:
 - with `--quant int8|int4`, top-1 agreement of the quantized model with the unquantized one over
   fixed prompts, measured afterwards in a child process that holds one model at a time, so the
   speed run's memory peak is a user's.
-`--mode both` alternates FAST and DEEP runs (`--rounds` pairs) in one process and reports the
-median DEEP/FAST speed-up over the pairs against the target 0.85 x 4/d. `--profile` prints the
-share of a decoded token's time spent in each part (see profile.py).
+Runs that are compared (`--mode both`: FAST and DEEP, `--rounds` pairs; `--quant none,int8,int4`:
+one decode per mode and round) decode side by side, one token of each in turn, so a shared
+machine's slow moments land on every run alike; `--mode both` reports the median DEEP/FAST
+speed-up over the pairs against the target 0.85 x 4/d. `--profile` prints the share of a decoded
+token's time spent in each part (see profile.py).
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 from torch import nn
@@ -142,55 +144,92 @@ def token_bytes(lm, prompt_len: int, index: int, steps: int) -> int:
     return steps * (layer_bytes + config.num_hidden_layers * kv_per_position * context) + weight_bytes(model.lm_head)
 
 
+def timed_tokens(lm, prompt: torch.Tensor, new_tokens: int, mode: str, threshold: float) -> Iterator[tuple[Any, float]]:
+    """Greedy decode (EOS ignored) as (token, seconds) pairs: the first token's seconds are the
+    prefill up to it, each later one's the time from resuming the generator to its token. What the
+    caller does between tokens (a ceiling probe, another model's token) is not counted."""
+    opts = GenerationOptions(max_new_tokens=new_tokens, mode=mode, exit_threshold=threshold, stop_ids=set())
+    _sync(lm.device)
+    resumed = time.perf_counter()
+    for out in generate(lm.model, None, prompt, opts):  # the next token is computed only when resumed
+        _sync(lm.device)
+        yield out[0], time.perf_counter() - resumed
+        resumed = time.perf_counter()
+
+
+class DecodeLog:
+    """One decode's tokens and times, and the ceiling passes that ran between its tokens."""
+
+    def __init__(self, lm, prompt: torch.Tensor, mode: str) -> None:
+        self.lm, self.prompt, self.mode = lm, prompt, mode
+        self.tokens: list[Any] = []
+        self.seconds: list[float] = []
+        self.gemv_rates: list[float] = []
+        self.read_rates: list[float] = []
+
+    def summary(self) -> dict[str, Any]:
+        prompt_len, mode = self.prompt.shape[1], self.mode
+        prefill = round(prompt_len / self.seconds[0], 2)
+        decoded, per_token_seconds = self.tokens[1:], self.seconds[1:]
+        if not decoded:
+            return {"mode": mode, "prefill_tok_s": prefill, "decode_tok_s": None, "avg_exit_steps": None, "achieved_gbps": None}
+        decode_seconds = sum(per_token_seconds)
+        per_token_bytes = [token_bytes(self.lm, prompt_len, i, t.exit_step + 1) for i, t in enumerate(decoded)]
+        token_gbps = [b / t / 1e9 for b, t in zip(per_token_bytes, per_token_seconds)]
+
+        def median_fraction(ceilings: list[float]) -> float | None:
+            # ceilings[i] ran just before decoded token i, so each token meets the machine of its moment
+            return round(statistics.median(g / c for g, c in zip(token_gbps, ceilings)), 3) if ceilings else None
+
+        return {
+            "mode": mode,
+            "prefill_tok_s": prefill,
+            "decode_tok_s": round(len(decoded) / decode_seconds, 3),
+            "decode_tok_s_median": round(1 / statistics.median(per_token_seconds), 3),
+            "avg_exit_steps": round(sum(t.exit_step + 1 for t in decoded) / len(decoded), 3),
+            "bytes_per_token": round(statistics.mean(per_token_bytes)),
+            "achieved_gbps": round(sum(per_token_bytes) / decode_seconds / 1e9, 2),
+            "achieved_gbps_median": round(statistics.median(token_gbps), 2),
+            "read_gbps": round(statistics.median(self.read_rates), 2) if self.read_rates else None,
+            "fraction_of_read_ceiling": median_fraction(self.read_rates),
+            "gemv_gbps": round(statistics.median(self.gemv_rates), 2) if self.gemv_rates else None,
+            "fraction_of_gemv_ceiling": median_fraction(self.gemv_rates),
+        }
+
+
+def side_by_side(runs: dict[str, tuple[Any, str]], prompt: torch.Tensor, new_tokens: int, threshold: float,
+                 gemv: dict[str, GemvCeiling] | None = None, read: ReadCeiling | None = None) -> dict[str, dict[str, Any]]:
+    """Decodes {name: (model, mode)} in lockstep, one token of each in turn (every run's token i
+    before any run's token i + 1), and returns each run's summary. A shared machine's slow second
+    then lands on a token of every run, not on one run's whole decode, so the ratios between the
+    runs are measured at the same moments. With the ceilings, one pass of each runs before every
+    decoded token of every run (outside the tokens' time)."""
+    streams = {name: timed_tokens(lm, prompt, new_tokens, mode, threshold) for name, (lm, mode) in runs.items()}
+    logs = {name: DecodeLog(lm, prompt, mode) for name, (lm, mode) in runs.items()}
+    try:
+        for index in range(new_tokens):
+            for name, stream in streams.items():
+                token, seconds = next(stream, (None, 0.0))
+                if token is None:  # this run stopped early (its cache is full)
+                    continue
+                log = logs[name]
+                log.tokens.append(token)
+                log.seconds.append(seconds)
+                if index < new_tokens - 1:
+                    if gemv is not None:
+                        log.gemv_rates.append(gemv[name].run_pass())
+                    if read is not None:
+                        log.read_rates.append(read.run_pass())
+    finally:
+        for stream in streams.values():
+            stream.close()
+    return {name: log.summary() for name, log in logs.items()}
+
+
 def decode_run(lm, prompt: torch.Tensor, new_tokens: int, mode: str, threshold: float, gemv: GemvCeiling | None = None,
                read: ReadCeiling | None = None) -> dict[str, Any]:
-    """Greedy decode, timing every token. With the ceilings, one pass of each runs between tokens
-    (outside the tokens' time), so each token is compared with the machine at that moment."""
-    opts = GenerationOptions(max_new_tokens=new_tokens, mode=mode, exit_threshold=threshold, stop_ids=set())
-    device = lm.device
-    _sync(device)
-    started = time.perf_counter()
-    tokens, per_token_seconds, gemv_rates, read_rates = [], [], [], []
-    resumed = started
-    for out in generate(lm.model, None, prompt, opts):  # the next token is computed only when resumed
-        _sync(device)
-        now = time.perf_counter()
-        if tokens:
-            per_token_seconds.append(now - resumed)
-        tokens.append(out[0])
-        if len(tokens) < new_tokens:
-            if gemv is not None:
-                gemv_rates.append(gemv.run_pass())
-            if read is not None:
-                read_rates.append(read.run_pass())
-        resumed = time.perf_counter()
-        if len(tokens) == 1:
-            first_at = now - started
-    decode_seconds = sum(per_token_seconds)
-    decoded = tokens[1:]
-    prefill = round(prompt.shape[1] / first_at, 2)
-    if not decoded:
-        return {"mode": mode, "prefill_tok_s": prefill, "decode_tok_s": None, "avg_exit_steps": None, "achieved_gbps": None}
-    per_token_bytes = [token_bytes(lm, prompt.shape[1], i, t.exit_step + 1) for i, t in enumerate(decoded)]
-    token_gbps = [b / t / 1e9 for b, t in zip(per_token_bytes, per_token_seconds)]
-
-    def median_fraction(ceilings: list[float]) -> float | None:
-        return round(statistics.median(g / c for g, c in zip(token_gbps, ceilings)), 3) if ceilings else None
-
-    return {
-        "mode": mode,
-        "prefill_tok_s": prefill,
-        "decode_tok_s": round(len(decoded) / decode_seconds, 3),
-        "decode_tok_s_median": round(1 / statistics.median(per_token_seconds), 3),
-        "avg_exit_steps": round(sum(t.exit_step + 1 for t in decoded) / len(decoded), 3),
-        "bytes_per_token": round(statistics.mean(per_token_bytes)),
-        "achieved_gbps": round(sum(per_token_bytes) / decode_seconds / 1e9, 2),
-        "achieved_gbps_median": round(statistics.median(token_gbps), 2),
-        "read_gbps": round(statistics.median(read_rates), 2) if read_rates else None,
-        "fraction_of_read_ceiling": median_fraction(read_rates),
-        "gemv_gbps": round(statistics.median(gemv_rates), 2) if gemv_rates else None,
-        "fraction_of_gemv_ceiling": median_fraction(gemv_rates),
-    }
+    """One greedy decode, timing every token; with the ceilings, one pass of each between tokens."""
+    return side_by_side({mode: (lm, mode)}, prompt, new_tokens, threshold, {mode: gemv} if gemv else None, read)[mode]
 
 
 def prefill_tok_s(lm, prompt: torch.Tensor, mode: str, threshold: float) -> float:
@@ -295,15 +334,14 @@ def run(model: str | None, shape: str | None, prompt_len: int, new_tokens: int, 
         "load_peak_over_weights": round(load_peak * 2**20 / weights, 3) if dev.type == "cpu" else None,
     }
     modes = ["fast", "deep"] if mode == "both" else [mode]
-    runs = {m: decode_run(lm, prompt, new_tokens, m, threshold, gemv, read) for m in modes}
+    runs = side_by_side({m: (lm, m) for m in modes}, prompt, new_tokens, threshold, {m: gemv for m in modes}, read)
     speedups = []
     if mode == "both":
-        # A shared machine drifts between runs, so the ratio comes from alternating pairs of runs.
+        # A shared machine drifts, so the ratio comes from pairs of FAST and DEEP decodes run token by token side by side.
         speedups.append(runs["deep"]["decode_tok_s"] / runs["fast"]["decode_tok_s"])
         for _ in range(rounds - 1):
-            fast = decode_run(lm, prompt, new_tokens, "fast", threshold)
-            deep = decode_run(lm, prompt, new_tokens, "deep", threshold)
-            speedups.append(deep["decode_tok_s"] / fast["decode_tok_s"])
+            pair = side_by_side({m: (lm, m) for m in modes}, prompt, new_tokens, threshold)
+            speedups.append(pair["deep"]["decode_tok_s"] / pair["fast"]["decode_tok_s"])
     result["gemv_gbps"] = statistics.median(r["gemv_gbps"] for r in runs.values() if r["gemv_gbps"])
     result["read_gbps"] = statistics.median(r["read_gbps"] for r in runs.values() if r["read_gbps"])
     if mode == "both":
@@ -332,9 +370,10 @@ def run(model: str | None, shape: str | None, prompt_len: int, new_tokens: int, 
 def compare_quant(path, shape: str | None, prompt_len: int, new_tokens: int, mode: str, quants: list[str], gate_bias: float,
                   threshold: float, device: str, dtype: str, threads: int, rounds: int, agreement_check: bool) -> dict[str, Any]:
     """Several quantization modes side by side in one process: every model is loaded, then each
-    round decodes once with each and times PREFILL_SAMPLES prefills of each (the ratios are medians
-    of per-round ratios to the first mode, so a shared machine's drift hits all of them). The memory
-    peak here is all models together; a user's is in a single-mode run."""
+    round decodes once with each, token by token in lockstep (side_by_side), and times
+    PREFILL_SAMPLES prefills of each, alternating (the ratios are medians of per-round ratios to the
+    first mode, so a shared machine's drift hits all of them). The memory peak here is all models
+    together; a user's is in a single-mode run."""
     from lantern.runtime.loader import load, resolve_device
 
     if mode == "both":
@@ -353,8 +392,9 @@ def compare_quant(path, shape: str | None, prompt_len: int, new_tokens: int, mod
     read = ReadCeiling(dev)
     per_round: dict[str, list[dict[str, Any]]] = {q: [] for q in quants}
     for _ in range(rounds):
-        for quant, lm in models.items():
-            per_round[quant].append(decode_run(lm, prompt, new_tokens, mode, threshold, None, read))
+        decoded = side_by_side({quant: (lm, mode) for quant, lm in models.items()}, prompt, new_tokens, threshold, None, read)
+        for quant in quants:
+            per_round[quant].append(decoded[quant])
         samples = {quant: [per_round[quant][-1]["prefill_tok_s"]] for quant in quants}
         for extra in range(PREFILL_SAMPLES - 1):
             for quant in (reversed(quants) if extra % 2 == 0 else quants):

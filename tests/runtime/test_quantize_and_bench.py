@@ -339,3 +339,28 @@ def test_int8_block_sums_over_many_rows_are_the_whole_sum():
     expected = codes.to(torch.int64).reshape(5000, 2, 256).sum(dim=-1)
     sums = layer._block_sums()
     assert sums.dtype == torch.int32 and sums.shape == (5000, 2) and torch.equal(sums.to(torch.int64), expected)
+
+
+def test_side_by_side_decodes_one_token_of_each_run_in_turn(int4_checkpoint, monkeypatch):
+    """Compared runs advance token by token in lockstep (so a slow moment of a shared machine lands
+    on all of them), and running beside another run changes no run's tokens."""
+    from lantern.runtime import bench, load
+
+    models = {"none": load(int4_checkpoint, dtype="float32"), "int8": load(int4_checkpoint, dtype="float32", quant="int8")}
+    prompt = models["none"].encode("Ouro loops four times")
+    alone = {quant: [t.id for t in lm.generate(prompt, max_new_tokens=5, mode="fast")] for quant, lm in models.items()}
+    order, tokens, real = [], {quant: [] for quant in models}, bench.timed_tokens
+
+    def recorded(lm, *args):
+        name = next(q for q, m in models.items() if m is lm)
+        for token, seconds in real(lm, *args):
+            order.append(name)
+            tokens[name].append(token.id)
+            yield token, seconds
+
+    monkeypatch.setattr(bench, "timed_tokens", recorded)
+    runs = bench.side_by_side({quant: (lm, "fast") for quant, lm in models.items()}, prompt, 5, 0.5)
+    assert order == ["none", "int8"] * 5
+    assert tokens == alone
+    for run in runs.values():
+        assert run["avg_exit_steps"] == 4.0 and run["decode_tok_s"] > 0 and run["bytes_per_token"] > 0
