@@ -150,6 +150,10 @@ class OuroForCausalLM(nn.Module):
         layers = self.config.num_hidden_layers
         for index, layer in enumerate(self.model.layers):
             h = layer(h, cos, sin, mask, cache, step * layers + index, start)
+        return self.step_output(h)
+
+    def step_output(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """After a loop step's layers: the final norm, and the exit gate's logits [B, S] (fp32)."""
         h = self.model.norm(h)
         return h, self.model.early_exit_gate(h).squeeze(-1).float()
 

@@ -10,10 +10,10 @@ module's own time (its time minus that of the hooked modules inside it) to a par
   embedding, RoPE tables, sampling, generator bookkeeping, and the hooks' own small cost).
 On CPU every kernel finishes before the next Python line runs, so wall-clock timers see the real
 cost; the hooks add a few microseconds per module call, which lands in "Python and glue".
-Where a layer's decode step runs as one native call (kernels.NativeBlock), no hook inside it fires:
-the native layer times its own products and attention (steady clock, switched on only here) and
-the rest of the call (norms, SwiGLU, residual adds, and the call itself) is charged to "norms and
-elementwise".
+Where a layer's decode step runs as one native call (kernels.NativeBlock), or all layers of a loop
+step do (kernels.NativeOuro), no hook inside it fires: the native layers time their own products
+and attention (steady clock, switched on only here) and the rest of the call (norms, SwiGLU,
+residual adds, and the call itself) is charged to "norms and elementwise".
 
 This module knows the runtime's module classes; it changes nothing about them outside a profile.
 """
@@ -86,6 +86,16 @@ def _hooked(model: nn.Module, timers: _Timers):
 
     for name, function in originals.items():
         setattr(generate_module, name, timed(function))
+    run_layers = kernels.NativeOuro.run_layers
+
+    def timed_layers(self, *args):  # a loop step's native layers: timed as a whole, as a Block's call is
+        timers.enter("norms and elementwise")
+        try:
+            return run_layers(self, *args)
+        finally:
+            timers.leave()
+
+    kernels.NativeOuro.run_layers = timed_layers
     fused = _fused_kernels(model)
     if fused is not None:
         fused.set_layer_timing(True)
@@ -96,6 +106,7 @@ def _hooked(model: nn.Module, timers: _Timers):
             handle.remove()
         for name, function in originals.items():
             setattr(generate_module, name, function)
+        kernels.NativeOuro.run_layers = run_layers
         if fused is not None:
             fused.set_layer_timing(False)
 
@@ -135,7 +146,7 @@ def profile_decode(lm, prompt: torch.Tensor, new_tokens: int, mode: str, thresho
             seconds += time.perf_counter() - started
             decoded += 1
     parts = dict(timers.seconds)
-    products, attention = _native_layer_seconds(lm.model)  # inside the fused layers' Block calls, charged to norms by the hooks
+    products, attention = _native_layer_seconds(lm.model)  # inside the fused layers' calls, charged to norms by the hooks
     parts["matrix-vector products"] = parts.get("matrix-vector products", 0.0) + products
     parts["attention"] = parts.get("attention", 0.0) + attention
     parts["norms and elementwise"] = parts.get("norms and elementwise", 0.0) - products - attention

@@ -222,9 +222,9 @@ def record_native_calls(monkeypatch) -> list[str]:
 
 def test_a_bf16_decode_step_goes_through_every_native_kernel(tmp_path, monkeypatch):
     """The numeric tests above would pass on PyTorch's path too; this one checks the dispatch: a
-    tiny bf16 checkpoint loaded on CPU runs its prompt's norms natively and decodes each layer as one
-    native call (DecodeLayer), and with the fused layer switched off through the GEMV, RMSNorm,
-    RoPE and attention kernels."""
+    tiny bf16 checkpoint loaded on CPU runs its prompt's norms natively and decodes each loop step's
+    layers as one native call (DecodeStack over the layers' DecodeLayer steps), and with the fused
+    layer switched off through the GEMV, RMSNorm, RoPE and attention kernels."""
     import dataclasses
 
     from lantern.runtime import load
@@ -236,13 +236,14 @@ def test_a_bf16_decode_step_goes_through_every_native_kernel(tmp_path, monkeypat
     called = record_native_calls(monkeypatch)
     tokens = list(lm.generate(lm.encode("Ouro loops"), max_new_tokens=3, mode="fast", exit_threshold=0.5))
     assert len(tokens) == 3
-    assert {"rmsnorm_bf16", "DecodeLayer"} <= set(called)
+    assert {"rmsnorm_bf16", "DecodeLayer", "DecodeStack"} <= set(called)
     called.clear()
     from lantern.runtime import kernels
 
     monkeypatch.setattr(kernels, "_decode_layer", lambda block, parts: None)
     for block in lm.model.model.layers:
         block.__dict__.pop("_fused_layer", None)
+    lm.model.__dict__.pop("_native_stack", None)
     tokens = list(lm.generate(lm.encode("Ouro loops"), max_new_tokens=3, mode="fast", exit_threshold=0.5))
     assert {"gemv_bf16", "rmsnorm_bf16", "rope_bf16", "decode_attention_bf16"} <= set(called)
     assert "DecodeLayer" not in called
@@ -270,7 +271,8 @@ def test_the_fused_decode_layer_is_the_modules_bit_for_bit(quant, heads, kv_head
     """DecodeLayer.step against the same block's modules (NativeAttention, NativeRMSNorm, the
     products' kernels) on one decode token, several layers deep in one cache: the same parts with the
     same roundings, so the same output and the same cache columns, bit for bit; with grouped
-    key-value heads, and for bf16, int8 and int4 products."""
+    key-value heads, and for bf16, int8 and int4 products. DecodeStack.step, all the layers in one
+    call, too."""
     from lantern.runtime import quantize
     from lantern.runtime.cache import StaticKVCache
     from lantern.runtime.config import OuroConfig
@@ -306,10 +308,51 @@ def test_the_fused_decode_layer_is_the_modules_bit_for_bit(quant, heads, kv_head
         cache.k.copy_(keys)
         cache.v.copy_(values)
         fused = run(NativeBlock.forward)
+        fused_k, fused_v = cache.k.clone(), cache.v.clone()
+        cache.k.copy_(keys)
+        cache.v.copy_(values)
+        stacked = native().DecodeStack([layer._fused() for layer in layers]).step(x, cos, sin, cache.k, cache.v, 0, position)
     assert all("_fused_layer" in layer.__dict__ and layer.__dict__["_fused_layer"][1] is not None for layer in layers)
-    assert fused.shape == (1, 1, 256) and torch.equal(fused, modules)
+    assert fused.shape == (1, 1, 256) and torch.equal(fused, modules) and torch.equal(stacked, modules)
+    assert torch.equal(fused_k, modules_k) and torch.equal(fused_v, modules_v)
     assert torch.equal(cache.k, modules_k) and torch.equal(cache.v, modules_v)
     assert not torch.equal(cache.k, keys)  # the new column was written
+
+
+def test_a_loop_steps_layers_run_as_one_native_call_until_a_part_is_swapped(tmp_path):
+    """A loaded bf16 model decodes each loop step's layers in one DecodeStack call, with the tokens
+    of the layer-by-layer path; assigning a part anywhere rebuilds the stack from the current parts,
+    and a part without a native decode kernel sends the loop step back to the layers one by one."""
+    from lantern.runtime import load
+    from lantern.runtime.config import OuroConfig
+    from lantern.runtime.kernels import NativeOuro
+    from lantern.runtime.model import OuroForCausalLM
+    from lantern.runtime.testing import make_random_checkpoint
+
+    shape = OuroConfig(vocab_size=384, hidden_size=256, intermediate_size=512, num_hidden_layers=3, num_attention_heads=4,
+                       num_key_value_heads=2, head_dim=64, max_position_embeddings=256)
+    lm = load(make_random_checkpoint(tmp_path / "ouro", shape, seed=4), device="cpu", dtype="bfloat16")
+    assert type(lm.model) is NativeOuro
+    ids = lm.encode("Ouro loops four times over its layers")
+
+    def decode(mode):
+        return [(t.id, t.exit_step) for t in lm.generate(ids, max_new_tokens=6, mode=mode, exit_threshold=0.3)]
+
+    stacked = {mode: decode(mode) for mode in ("fast", "deep")}
+    stack = lm.model._stack()
+    assert stack is not None and lm.model._stack() is stack  # built once, kept while nothing changes
+    lm.model.__class__ = OuroForCausalLM  # the layer-by-layer path (each layer still one native call)
+    assert {mode: decode(mode) for mode in ("fast", "deep")} == stacked
+    lm.model.__class__ = NativeOuro
+    mlp = lm.model.model.layers[1].mlp
+    mlp.up_proj = nn.Linear(256, 512, bias=False).to(torch.bfloat16)  # swapped: rebuilt over the new part
+    install(mlp)  # (made a GemvLinear, which has a native decode kernel)
+    rebuilt = lm.model._stack()
+    assert rebuilt is not None and rebuilt is not stack
+    assert lm.model.model.layers[1]._fused() is lm.model.model.layers[1].__dict__["_fused_layer"][1]
+    mlp.up_proj = nn.Linear(256, 512, bias=True).to(torch.bfloat16)  # a bias: no native kernel, so no stack
+    assert lm.model._stack() is None
+    assert decode("fast")  # through the layers one by one (how many tokens before EOS depends on the new random part)
 
 
 def test_a_swapped_part_rebuilds_or_drops_the_fused_layer():
