@@ -198,7 +198,7 @@ class DecodeLog:
 
 
 def side_by_side(runs: dict[str, tuple[Any, str]], prompt: torch.Tensor, new_tokens: int, threshold: float,
-                 gemv: dict[str, GemvCeiling] | None = None, read: ReadCeiling | None = None) -> dict[str, dict[str, Any]]:
+                 gemv: GemvCeiling | None = None, read: ReadCeiling | None = None) -> dict[str, dict[str, Any]]:
     """Decodes {name: (model, mode)} in lockstep, one token of each in turn (every run's token i
     before any run's token i + 1), and returns each run's summary. A shared machine's slow second
     then lands on a token of every run, not on one run's whole decode, so the ratios between the
@@ -209,15 +209,13 @@ def side_by_side(runs: dict[str, tuple[Any, str]], prompt: torch.Tensor, new_tok
     try:
         for index in range(new_tokens):
             for name, stream in streams.items():
-                token, seconds = next(stream, (None, 0.0))
-                if token is None:  # this run stopped early (its cache is full)
-                    continue
+                token, seconds = next(stream)  # no stop ids and a cache sized for new_tokens: every run yields them all
                 log = logs[name]
                 log.tokens.append(token)
                 log.seconds.append(seconds)
                 if index < new_tokens - 1:
                     if gemv is not None:
-                        log.gemv_rates.append(gemv[name].run_pass())
+                        log.gemv_rates.append(gemv.run_pass())
                     if read is not None:
                         log.read_rates.append(read.run_pass())
     finally:
@@ -229,7 +227,7 @@ def side_by_side(runs: dict[str, tuple[Any, str]], prompt: torch.Tensor, new_tok
 def decode_run(lm, prompt: torch.Tensor, new_tokens: int, mode: str, threshold: float, gemv: GemvCeiling | None = None,
                read: ReadCeiling | None = None) -> dict[str, Any]:
     """One greedy decode, timing every token; with the ceilings, one pass of each between tokens."""
-    return side_by_side({mode: (lm, mode)}, prompt, new_tokens, threshold, {mode: gemv} if gemv else None, read)[mode]
+    return side_by_side({mode: (lm, mode)}, prompt, new_tokens, threshold, gemv, read)[mode]
 
 
 def prefill_tok_s(lm, prompt: torch.Tensor, mode: str, threshold: float) -> float:
@@ -334,7 +332,7 @@ def run(model: str | None, shape: str | None, prompt_len: int, new_tokens: int, 
         "load_peak_over_weights": round(load_peak * 2**20 / weights, 3) if dev.type == "cpu" else None,
     }
     modes = ["fast", "deep"] if mode == "both" else [mode]
-    runs = side_by_side({m: (lm, m) for m in modes}, prompt, new_tokens, threshold, {m: gemv for m in modes}, read)
+    runs = side_by_side({m: (lm, m) for m in modes}, prompt, new_tokens, threshold, gemv, read)
     speedups = []
     if mode == "both":
         # A shared machine drifts, so the ratio comes from pairs of FAST and DEEP decodes run token by token side by side.
